@@ -1,0 +1,260 @@
+#include "engine/fs.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace mbx::fs {
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.Release();
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<Fd> Open(const std::string& path, int flags, mode_t mode) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return Status::FromErrno("open '" + path + "'", errno);
+  return Fd(fd);
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path_for_errors) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("write '" + path_for_errors + "'", errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status FsyncFd(int fd, const std::string& path_for_errors) {
+  if (::fsync(fd) != 0) return Status::FromErrno("fsync '" + path_for_errors + "'", errno);
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  MBX_ASSIGN_OR_RETURN(Fd fd, Open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY));
+  return FsyncFd(fd.get(), dir);
+}
+
+Result<std::string> ReadPrefix(const std::string& path, size_t max) {
+  MBX_ASSIGN_OR_RETURN(Fd fd, Open(path, O_RDONLY));
+  std::string out;
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0) {
+    out.reserve(std::min<size_t>(max, static_cast<size_t>(st.st_size)));
+  }
+  char buf[65536];
+  while (out.size() < max) {
+    ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, max - out.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read '" + path + "'", errno);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Result<std::string> ReadFile(const std::string& path) { return ReadPrefix(path, SIZE_MAX); }
+
+Status AtomicWriteFile(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    MBX_ASSIGN_OR_RETURN(Fd fd, Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    Status s = WriteAll(fd.get(), data, tmp);
+    if (s.ok()) s = FsyncFd(fd.get(), tmp);
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("rename '" + tmp + "' to '" + path + "'", err);
+  }
+  return FsyncDir(Dirname(path));
+}
+
+Status MakeDirs(const std::string& path, mode_t mode) {
+  if (path.empty() || IsDir(path)) return Status::Ok();
+  std::string parent = Dirname(path);
+  if (parent != path) MBX_RETURN_IF_ERROR(MakeDirs(parent, mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return Status::FromErrno("mkdir '" + path + "'", errno);
+  }
+  return FsyncDir(parent);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string Dirname(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+std::string Basename(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string Join(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  std::string out(a);
+  if (out.back() != '/') out += '/';
+  out += b;
+  return out;
+}
+
+const std::string& Hostname() {
+  static const std::string kHost = [] {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
+    std::string out;
+    for (const char* p = buf; *p; ++p) {
+      if (*p == '/') out += "\\057";
+      else if (*p == ':') out += "\\072";
+      else out += *p;
+    }
+    return out;
+  }();
+  return kHost;
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept
+    : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this != &o) {
+    if (addr_) ::munmap(addr_, size_);
+    addr_ = std::exchange(o.addr_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (addr_) ::munmap(addr_, size_);
+}
+
+Result<MappedFile> MappedFile::Open(const std::string& path) {
+  MBX_ASSIGN_OR_RETURN(Fd fd, fs::Open(path, O_RDONLY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("'" + path + "' is not a regular file");
+  MappedFile m;
+  if (st.st_size == 0) return m;
+  void* addr = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (addr == MAP_FAILED) return Status::FromErrno("mmap '" + path + "'", errno);
+  ::madvise(addr, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+  m.addr_ = addr;
+  m.size_ = static_cast<size_t>(st.st_size);
+  return m;
+}
+
+void MappedFile::DontNeed(size_t offset, size_t length) const {
+  if (!addr_ || offset >= size_) return;
+  long page = ::sysconf(_SC_PAGESIZE);
+  size_t start = offset / static_cast<size_t>(page) * static_cast<size_t>(page);
+  size_t end = std::min(size_, offset + length);
+  if (end > start) ::madvise(static_cast<char*>(addr_) + start, end - start, MADV_DONTNEED);
+}
+
+MailboxLock::MailboxLock(MailboxLock&& o) noexcept
+    : dotlock_(std::move(o.dotlock_)), fd_(std::exchange(o.fd_, -1)) {
+  o.dotlock_.clear();
+}
+
+MailboxLock& MailboxLock::operator=(MailboxLock&& o) noexcept {
+  if (this != &o) {
+    Release();
+    dotlock_ = std::move(o.dotlock_);
+    o.dotlock_.clear();
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+MailboxLock::~MailboxLock() { Release(); }
+
+Result<MailboxLock> MailboxLock::Acquire(const std::string& path, int fd) {
+  MailboxLock lock;
+  if (fd >= 0) {
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &fl) != 0) {
+      if (errno == EACCES || errno == EAGAIN) {
+        return Status::Busy("'" + path + "' is locked by another process (fcntl lock)");
+      }
+      return Status::FromErrno("fcntl lock '" + path + "'", errno);
+    }
+    lock.fd_ = fd;
+  }
+  std::string dot = path + ".lock";
+  int dfd = ::open(dot.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (dfd < 0) {
+    if (errno == EEXIST) {
+      return Status::Busy("'" + path + "' is locked by another process (dotlock '" + dot + "' exists)");
+    }
+    return Status::FromErrno("create dotlock '" + dot + "'", errno);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  (void)!::write(dfd, pid.data(), pid.size());
+  ::close(dfd);
+  lock.dotlock_ = dot;
+  return lock;
+}
+
+void MailboxLock::Release() {
+  if (!dotlock_.empty()) {
+    ::unlink(dotlock_.c_str());
+    dotlock_.clear();
+  }
+  if (fd_ >= 0) {
+    struct flock fl = {};
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    ::fcntl(fd_, F_SETLK, &fl);
+    fd_ = -1;
+  }
+}
+
+}  // namespace mbx::fs

@@ -1,0 +1,102 @@
+// \brief MailboxSource and MailboxSink: the one narrow seam every format backend implements.
+//
+// A backend is one folder under formats/ with a source (pull messages out) and
+// a sink (stage messages in, make them durable in batches). The engine never
+// sees file layouts; backends never see dedupe, selection or threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/message.h"
+#include "engine/status.h"
+
+namespace mbx {
+
+struct FolderInfo {
+  std::string path;  // "" for the root, else "A/B/C"
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+};
+
+// Reads one mailbox. Not thread-safe: one thread pulls at a time.
+// Sources never modify what they read.
+class MailboxSource {
+ public:
+  virtual ~MailboxSource() = default;
+
+  // "maildir:/srv/mail/alice" style text for messages and reports.
+  virtual std::string Describe() const = 0;
+
+  // The folder tree, parents before children, root first, with message counts
+  // and byte sizes. May scan the whole mailbox.
+  virtual Result<std::vector<FolderInfo>> ListFolders() = 0;
+
+  // Restricts Next() to folders for which `want(path)` is true, so unselected
+  // folders are not even read. Call before the first Next(). Default: all.
+  virtual void SetFolderFilter(std::function<bool(std::string_view folder)> want) {
+    folder_filter_ = std::move(want);
+  }
+
+  // Pulls the next message in a deterministic order (folders in ListFolders()
+  // order, messages in storage order). Returns false at the end. A message that
+  // cannot be read is returned with `read_error` set and `origin` naming it, so
+  // the run goes on; a non-OK Result means the source is unusable from here on.
+  virtual Result<bool> Next(Message* out) = 0;
+
+ protected:
+  bool WantFolder(std::string_view path) const { return !folder_filter_ || folder_filter_(path); }
+
+ private:
+  std::function<bool(std::string_view)> folder_filter_;
+};
+
+// A message already present in a sink, as seen by the dedupe index.
+struct ExistingMessage {
+  std::string_view folder;
+  // At least the whole header block of the message (may include some body).
+  std::string_view head;
+  // Opaque to the engine; hand it to MailboxSink::ReadExisting() for the bytes.
+  uint64_t locator = 0;
+};
+
+// Writes one mailbox. Not thread-safe: the pipeline's committer thread owns it.
+// Contract: Stage() writes nothing durable; Flush() makes every staged message
+// durable (after it returns OK they count as merged); a failed Flush() or
+// Rollback() leaves the mailbox exactly as after the last good Flush().
+class MailboxSink {
+ public:
+  virtual ~MailboxSink() = default;
+
+  virtual std::string Describe() const = 0;
+
+  // True when the sink has one folder only (a single .mbox file): every source
+  // folder is merged into it.
+  virtual bool SingleFolder() const { return false; }
+
+  // Calls `fn` for each message already in the mailbox (for dedupe).
+  virtual Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) = 0;
+
+  // The full bytes of an existing message seen by ScanExisting().
+  virtual Result<std::string> ReadExisting(uint64_t locator) = 0;
+
+  // Stages `msg` into `folder` (already mapped to this mailbox's folders;
+  // missing folders are created). Errors concern this message only unless the
+  // sink is unusable, which later calls report too.
+  virtual Status Stage(const Message& msg, std::string_view folder) = 0;
+
+  // Makes everything staged durable (fsync, rename, directory fsync).
+  virtual Status Flush() = 0;
+
+  // Drops everything staged since the last Flush().
+  virtual void Rollback() = 0;
+
+  // Flushes and releases locks. Idempotent.
+  virtual Status Close() = 0;
+};
+
+}  // namespace mbx

@@ -1,0 +1,16 @@
+#include "engine/message.h"
+
+namespace mbx {
+
+Result<std::string_view> Message::Mime() const {
+  if (!native) return std::string_view(mime);
+  if (!mime.empty()) return std::string_view(mime);
+  if (converted_.empty()) {
+    auto r = native->ToMime();
+    if (!r.ok()) return r.status().WithContext(origin);
+    converted_ = std::move(r).value();
+  }
+  return std::string_view(converted_);
+}
+
+}  // namespace mbx

@@ -1,0 +1,48 @@
+// \brief Mailbox locations: parse "mbox:PATH", "maildir:PATH", ... and open the backend.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/mailbox.h"
+#include "engine/status.h"
+
+namespace mbx {
+
+enum class FormatKind {
+  kMbox,     // one file, one folder (mboxrd)
+  kMaildir,  // Maildir++: cur/ new/ tmp/, subfolders as .Sub.Folder
+  kEml,      // a directory tree, one .eml file per message
+  kMboxDir,  // one mbox file per folder: Inbox.mbox, Inbox/Projects.mbox
+};
+
+std::string_view FormatName(FormatKind kind);  // "mbox", "maildir", "eml", "mboxdir"
+
+struct Location {
+  FormatKind kind = FormatKind::kMaildir;
+  std::string path;
+  bool exists = false;
+  std::string ToString() const;  // "maildir:/path"
+};
+
+// Resolves a location spec. An explicit prefix wins; else an existing path is
+// typed by what it is (file -> mbox; directory with cur/ new/ tmp/ -> Maildir;
+// other directory -> EML tree); else by suffix (.mbox -> mbox). When
+// `for_target` and the path does not exist, a bare name means a new Maildir.
+Result<Location> ParseLocation(std::string_view spec, bool for_target);
+
+struct SinkOptions {
+  // Hard-link Maildir/EML source files into a Maildir/EML target on the same
+  // file system instead of copying the bytes.
+  bool allow_hardlinks = true;
+  // Flush() uses one syncfs()-style batch instead of an fsync per file.
+  bool batch_sync = true;
+  // Create the mailbox when it does not exist.
+  bool create = true;
+};
+
+Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc);
+Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOptions& opts);
+
+}  // namespace mbx
