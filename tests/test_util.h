@@ -1,0 +1,48 @@
+// \brief Shared test helpers: scratch directories, running the mbxmerge binary, files.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mbx::testing {
+
+// A fresh directory under $TMPDIR, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `argv` (no shell), capturing stdout and stderr.
+CommandResult Run(const std::vector<std::string>& argv);
+// Runs the mbxmerge binary under test with `args`.
+CommandResult RunMbxmerge(const std::vector<std::string>& args);
+// Runs the sample generator (mbxgen) with `args`.
+CommandResult RunMbxgen(const std::vector<std::string>& args);
+// True when `program` is on PATH.
+bool HaveProgram(const std::string& program);
+
+std::string ReadFileOrDie(const std::string& path);
+void WriteFileOrDie(const std::string& path, std::string_view data);
+// Every regular file below `dir`, relative paths, sorted.
+std::vector<std::string> ListFilesRecursive(const std::string& dir);
+
+// The shared real-data folder (../shared/data or $MBX_SHARED_DATA), "" if absent.
+std::string SharedDataDir();
+
+}  // namespace mbx::testing
