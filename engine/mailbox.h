@@ -62,6 +62,9 @@ struct ExistingMessage {
   std::string_view head;
   // Opaque to the engine; hand it to MailboxSink::ReadExisting() for the bytes.
   uint64_t locator = 0;
+  // True when `head` is the whole message: the engine digests it at once and
+  // never calls ReadExisting() for it.
+  bool head_is_complete = false;
 };
 
 // Writes one mailbox. Not thread-safe: the pipeline's committer thread owns it.
