@@ -1,2 +1,335 @@
+// mbxmerge command line: parse flags, open mailboxes, call the engine, print.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <limits.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
-int main() { std::puts("mbxmerge: not built yet"); return 2; }
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/fs.h"
+#include "engine/log.h"
+#include "engine/merge.h"
+#include "engine/progress.h"
+#include "formats/registry.h"
+
+namespace {
+
+using mbx::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitFatal = 3;
+
+std::atomic<bool> g_cancel{false};
+
+void OnSignal(int) {
+  if (g_cancel.exchange(true)) _exit(130);  // second Ctrl-C: stop now
+}
+
+int Fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "mbxmerge: error: %s\n", msg.c_str());
+  return code;
+}
+
+int ExitFor(const Status& s) {
+  return s.code() == Status::Code::kInvalidArgument || s.code() == Status::Code::kNotFound ||
+                 s.code() == Status::Code::kCorruption || s.code() == Status::Code::kUnsupported
+             ? kExitUsage
+             : kExitFatal;
+}
+
+std::string HumanBytes(uint64_t b) {
+  char buf[32];
+  if (b < 10'000) {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  } else if (b < 10'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1f KB", static_cast<double>(b) / 1e3);
+  } else if (b < 10'000'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(b) / 1e9);
+  }
+  return buf;
+}
+
+struct MergeArgs {
+  std::vector<std::string> from;
+  std::string into;
+  std::string mode = "merge";
+  std::string dedupe = "auto";
+  std::string dedupe_scope = "folder";
+  std::string since, until;
+  std::vector<std::string> folders, exclude_folders, subjects, attachments;
+  std::string target_folder;
+  std::string date_field = "delivered";
+  int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool dry_run = false;
+  bool no_hardlinks = false;
+  std::string report, log_file, log_level = "info";
+  bool quiet = false;
+};
+
+struct ListArgs {
+  std::string source;
+  bool json = false;
+};
+
+// Total bytes of the sources for the progress bar (files: their size;
+// directories: the folder listing's byte counts).
+uint64_t EstimateBytes(const std::vector<std::unique_ptr<mbx::MailboxSource>>& sources,
+                       const std::vector<mbx::Location>& locs) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < locs.size(); ++i) {
+    struct stat st;
+    if (locs[i].kind == mbx::FormatKind::kMbox && ::stat(locs[i].path.c_str(), &st) == 0) {
+      total += static_cast<uint64_t>(st.st_size);
+      continue;
+    }
+    auto folders = sources[i]->ListFolders();
+    if (folders.ok()) {
+      for (const auto& f : *folders) total += f.bytes;
+    }
+  }
+  return total;
+}
+
+int RunMergeCommand(const MergeArgs& a) {
+  mbx::MergeOptions opt;
+  if (a.mode == "merge") {
+    opt.mode = mbx::MergeMode::kMerge;
+  } else if (a.mode == "copy") {
+    opt.mode = mbx::MergeMode::kCopy;
+  } else {
+    return Fail(kExitUsage, "--mode must be merge or copy, not '" + a.mode + "'");
+  }
+  if (a.dedupe == "auto") opt.dedupe = mbx::DedupeRule::kAuto;
+  else if (a.dedupe == "content") opt.dedupe = mbx::DedupeRule::kContent;
+  else if (a.dedupe == "message-id") opt.dedupe = mbx::DedupeRule::kMessageId;
+  else if (a.dedupe == "none") opt.dedupe = mbx::DedupeRule::kNone;
+  else return Fail(kExitUsage, "--dedupe must be auto, content, message-id or none, not '" + a.dedupe + "'");
+  if (a.dedupe_scope == "folder") opt.scope = mbx::DedupeScope::kFolder;
+  else if (a.dedupe_scope == "mailbox") opt.scope = mbx::DedupeScope::kMailbox;
+  else return Fail(kExitUsage, "--dedupe-scope must be folder or mailbox, not '" + a.dedupe_scope + "'");
+  if (a.date_field == "sent") opt.selection.date_field = mbx::DateField::kSent;
+  else if (a.date_field == "delivered") opt.selection.date_field = mbx::DateField::kDelivered;
+  else if (a.date_field == "modified") opt.selection.date_field = mbx::DateField::kModified;
+  else return Fail(kExitUsage, "--date-field must be sent, delivered or modified, not '" + a.date_field + "'");
+  if (!a.since.empty()) {
+    auto d = mbx::ParseUserDate(a.since, false);
+    if (!d.ok()) return Fail(kExitUsage, "--since: " + d.status().message());
+    opt.selection.since = *d;
+  }
+  if (!a.until.empty()) {
+    auto d = mbx::ParseUserDate(a.until, true);
+    if (!d.ok()) return Fail(kExitUsage, "--until: " + d.status().message());
+    opt.selection.until = *d;
+  }
+  if (opt.selection.since && opt.selection.until && *opt.selection.since > *opt.selection.until) {
+    return Fail(kExitUsage, "--since is after --until: nothing could be selected");
+  }
+  if (a.jobs < 1 || a.jobs > 256) return Fail(kExitUsage, "--jobs must be between 1 and 256");
+  opt.selection.subjects = a.subjects;
+  opt.selection.attachment_globs = a.attachments;
+  opt.selection.folder_globs = a.folders;
+  opt.selection.exclude_folder_globs = a.exclude_folders;
+  opt.target_folder = a.target_folder;
+  while (!opt.target_folder.empty() && opt.target_folder.back() == '/') opt.target_folder.pop_back();
+  while (!opt.target_folder.empty() && opt.target_folder.front() == '/') opt.target_folder.erase(0, 1);
+  opt.jobs = a.jobs;
+  opt.dry_run = a.dry_run;
+  opt.cancel = &g_cancel;
+
+  auto level = mbx::log::ParseLevel(a.log_level);
+  if (!level.ok()) return Fail(kExitUsage, level.status().message());
+  if (Status s = mbx::log::Init(a.log_file, *level, a.quiet); !s.ok()) return Fail(kExitUsage, s.message());
+
+  // Sources.
+  std::vector<mbx::Location> locs;
+  std::vector<std::unique_ptr<mbx::MailboxSource>> sources;
+  for (const auto& spec : a.from) {
+    auto loc = mbx::ParseLocation(spec, /*for_target=*/false);
+    if (!loc.ok()) return Fail(kExitUsage, "--from " + spec + ": " + loc.status().message());
+    auto src = mbx::OpenSource(*loc);
+    if (!src.ok()) return Fail(kExitUsage,
+                               "--from " + spec + ": " + src.status().message());
+    locs.push_back(*loc);
+    sources.push_back(std::move(src).value());
+  }
+
+  // Target.
+  auto target = mbx::ParseLocation(a.into, /*for_target=*/true);
+  if (!target.ok()) return Fail(kExitUsage, "--into " + a.into + ": " + target.status().message());
+  for (const auto& l : locs) {
+    char a_real[PATH_MAX], b_real[PATH_MAX];
+    if (target->exists && ::realpath(l.path.c_str(), a_real) && ::realpath(target->path.c_str(), b_real) &&
+        std::string(a_real) == b_real) {
+      return Fail(kExitUsage, "--into " + a.into + " is also a source: a mailbox cannot be merged into itself");
+    }
+  }
+  std::unique_ptr<mbx::MailboxSource> existing;
+  if (target->exists) {
+    auto ex = mbx::OpenSource(*target);
+    if (!ex.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + ex.status().message());
+    existing = std::move(ex).value();
+    if (target->kind != mbx::FormatKind::kMbox) {
+      auto folders = existing->ListFolders();
+      if (!folders.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + folders.status().message());
+      for (const auto& f : *folders) opt.existing_target_folders.push_back(f.path);
+      auto again = mbx::OpenSource(*target);  // ListFolders may have consumed it
+      if (!again.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + again.status().message());
+      existing = std::move(again).value();
+    }
+  }
+  std::unique_ptr<mbx::MailboxSink> sink;
+  if (a.dry_run) {
+    sink = mbx::NewDryRunSink(std::move(existing), target->ToString(), target->kind == mbx::FormatKind::kMbox);
+  } else {
+    existing.reset();
+    mbx::SinkOptions sopt;
+    sopt.allow_hardlinks = !a.no_hardlinks;
+    auto s = mbx::OpenSink(*target, sopt);
+    if (!s.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + s.status().message());
+    sink = std::move(s).value();
+  }
+
+  bool show_progress = !a.quiet && ::isatty(2);
+  uint64_t total = show_progress ? EstimateBytes(sources, locs) : 0;
+  if (show_progress) {
+    // ListFolders may have advanced the sources: reopen them.
+    for (size_t i = 0; i < locs.size(); ++i) {
+      auto src = mbx::OpenSource(locs[i]);
+      if (!src.ok()) return Fail(kExitUsage, "--from " + a.from[i] + ": " + src.status().message());
+      sources[i] = std::move(src).value();
+    }
+  }
+  mbx::ProgressBar bar(show_progress, total, a.dry_run ? "planning" : "merging");
+  opt.progress = [&bar](uint64_t m, uint64_t b) { bar.Update(m, b); };
+
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  std::vector<mbx::MailboxSource*> raw;
+  for (auto& s : sources) raw.push_back(s.get());
+  mbx::log::Info("merge into " + target->ToString() + " from " + std::to_string(raw.size()) + " source(s)");
+  mbx::RunReport report = mbx::RunMerge(raw, sink.get(), opt);
+  bar.Finish();
+
+  for (const auto& f : report.failures) mbx::log::Warn(f.origin + ": " + f.reason);
+  if (!report.fatal.empty()) mbx::log::Error(report.fatal);
+  if (!a.quiet) std::fputs(report.Summary().c_str(), stdout);
+  if (!a.report.empty()) {
+    Status s = mbx::fs::AtomicWriteFile(a.report, report.ToJson());
+    if (!s.ok()) {
+      std::fprintf(stderr, "mbxmerge: error: writing the report: %s\n", s.message().c_str());
+      return kExitFatal;
+    }
+  }
+  mbx::log::Flush();
+  return report.ExitCode();
+}
+
+int RunListCommand(const ListArgs& a) {
+  auto loc = mbx::ParseLocation(a.source, /*for_target=*/false);
+  if (!loc.ok()) return Fail(kExitUsage, a.source + ": " + loc.status().message());
+  auto src = mbx::OpenSource(*loc);
+  if (!src.ok()) return Fail(kExitUsage, a.source + ": " + src.status().message());
+  auto folders = (*src)->ListFolders();
+  if (!folders.ok()) return Fail(ExitFor(folders.status()), a.source + ": " + folders.status().message());
+  if (a.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& f : *folders) {
+      j.push_back({{"folder", f.path}, {"messages", f.messages}, {"bytes", f.bytes}});
+    }
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return kExitOk;
+  }
+  std::printf("%s\n", loc->ToString().c_str());
+  std::printf("%-50s %10s %12s\n", "FOLDER", "MESSAGES", "SIZE");
+  uint64_t total_m = 0, total_b = 0;
+  for (const auto& f : *folders) {
+    size_t depth = f.path.empty() ? 0 : static_cast<size_t>(std::count(f.path.begin(), f.path.end(), '/')) + 1;
+    std::string name = f.path.empty() ? "(root)" : f.path.substr(f.path.rfind('/') == std::string::npos ? 0 : f.path.rfind('/') + 1);
+    std::string shown = std::string(2 * depth, ' ') + name;
+    std::printf("%-50s %10llu %12s\n", shown.c_str(), static_cast<unsigned long long>(f.messages),
+                HumanBytes(f.bytes).c_str());
+    total_m += f.messages;
+    total_b += f.bytes;
+  }
+  std::printf("%-50s %10llu %12s\n", "TOTAL", static_cast<unsigned long long>(total_m), HumanBytes(total_b).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mbxmerge: merge mailboxes with no duplicates and nothing lost.\n"
+      "Mailbox locations: FILE.mbox or mbox:PATH (one mbox file), maildir:DIR (Maildir++),\n"
+      "eml:DIR (a tree of .eml files), mboxdir:DIR (one mbox per folder, readpst's layout).\n"
+      "An existing path is typed by what it is; a new --into path by suffix (.mbox) or else Maildir.",
+      "mbxmerge"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mbxmerge 0.1.0");
+
+  MergeArgs m;
+  auto* merge = app.add_subcommand("merge", "Merge messages from sources into a target mailbox");
+  merge->add_option("--from", m.from, "Source mailbox (repeatable)")->required();
+  merge->add_option("--into", m.into, "Target mailbox; created if it does not exist")->required();
+  merge->add_option("--mode", m.mode, "merge: skip duplicates (default); copy: write everything")
+      ->capture_default_str();
+  merge->add_option("--dedupe", m.dedupe,
+                    "auto | content | message-id (lossy) | none; see README 'Duplicates'")
+      ->capture_default_str();
+  merge->add_option("--dedupe-scope", m.dedupe_scope,
+                    "folder: a duplicate must be in the mapped target folder; mailbox: anywhere")
+      ->capture_default_str();
+  merge->add_option("--since", m.since, "Only messages on or after DATE (YYYY-MM-DD[THH:MM:SS], UTC)");
+  merge->add_option("--until", m.until, "Only messages on or before DATE (a bare date includes that whole day)");
+  merge->add_option("--date-field", m.date_field, "Which date --since/--until test: sent | delivered | modified")
+      ->capture_default_str();
+  merge->add_option("--folder", m.folders, "Only folders matching GLOB, e.g. 'Inbox/Projects*' (repeatable)");
+  merge->add_option("--exclude-folder", m.exclude_folders, "Skip folders matching GLOB (repeatable)");
+  merge->add_option("--subject", m.subjects, "Only messages whose subject contains TEXT, any case (repeatable: any)");
+  merge->add_option("--attachment", m.attachments, "Only messages with an attachment named GLOB (repeatable: any)");
+  merge->add_option("--target-folder", m.target_folder, "Put everything below this target folder");
+  merge->add_option("--jobs,-j", m.jobs, "Worker threads (default: hardware threads)")->capture_default_str();
+  merge->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
+  merge->add_flag("--no-hardlinks", m.no_hardlinks, "Always copy message files, never hard-link them");
+  merge->add_option("--report", m.report, "Write a JSON report to FILE");
+  merge->add_option("--log", m.log_file, "Append a log to FILE");
+  merge->add_option("--log-level", m.log_level, "debug | info | warn | error | off")->capture_default_str();
+  merge->add_flag("--quiet,-q", m.quiet, "No progress bar and no summary");
+  merge->footer(
+      "Selection: (date range) AND (any --subject) AND (any --attachment) AND (folder filters).\n"
+      "Exit status: 0 all done; 1 some messages could not be carried (see the summary, --log, --report);\n"
+      "2 usage or configuration error; 3 fatal (target unusable).\n"
+      "Example: mbxmerge merge --from blank.mbox --from maildir:/srv/old --into maildir:/srv/alice --report r.json");
+
+  ListArgs l;
+  auto* list = app.add_subcommand("list", "Show a mailbox's folder tree with message counts and sizes");
+  list->add_option("source", l.source, "Mailbox location")->required();
+  list->add_flag("--json", l.json, "Print JSON instead of a table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (merge->parsed()) return RunMergeCommand(m);
+  if (list->parsed()) return RunListCommand(l);
+  return kExitUsage;
+}

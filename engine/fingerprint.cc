@@ -1,0 +1,189 @@
+#include "engine/fingerprint.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <strings.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "formats/mime/mime.h"
+
+namespace mbx {
+namespace {
+
+// The identity headers: what makes two copies of a message the same message.
+// Everything else (Received, Delivered-To, Return-Path, X-*, Status, ...) is
+// trace or state data that differs between deliveries of one message.
+constexpr std::string_view kAutoFields[] = {"message-id", "from",        "to",         "cc",
+                                            "subject",    "date",        "in-reply-to", "references",
+                                            "content-type"};
+constexpr std::string_view kContentFields[] = {"from",       "to",         "cc",          "subject",
+                                               "date",       "in-reply-to", "references", "content-type"};
+// The cheap first level: enough to make header-key collisions of distinct messages rare.
+constexpr std::string_view kAutoKeyFields[] = {"message-id", "from", "date", "subject"};
+constexpr std::string_view kContentKeyFields[] = {"from", "date", "subject", "to"};
+
+bool NameIs(std::string_view name, std::string_view lower) {
+  return name.size() == lower.size() && strncasecmp(name.data(), lower.data(), lower.size()) == 0;
+}
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
+  Digest Final() {
+    Digest d{};
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, d.data(), &n);
+    return d;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// Appends "name:value\n" for each wanted field, in the order of `fields`, every
+// occurrence in message order, values unfolded with white space collapsed.
+template <size_t N>
+void AppendFields(std::string_view headers, const std::string_view (&fields)[N], std::string* out) {
+  std::vector<std::string> values(N);
+  std::vector<bool> seen(N, false);
+  mime::FieldScanner scanner(headers);
+  mime::Field f;
+  while (scanner.Next(&f)) {
+    for (size_t i = 0; i < N; ++i) {
+      if (NameIs(f.name, fields[i])) {
+        if (seen[i]) values[i] += '\x1f';
+        seen[i] = true;
+        values[i] += mime::Unfold(f.value);
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < N; ++i) {
+    if (!seen[i]) continue;
+    out->append(fields[i]);
+    out->push_back(':');
+    out->append(values[i]);
+    out->push_back('\n');
+  }
+}
+
+bool HasMessageId(std::string_view headers) {
+  auto v = mime::FindField(headers, "message-id");
+  return v && !mime::Unfold(*v).empty();
+}
+
+// Feeds the body with CRLF folded to LF and trailing blank lines dropped, so
+// the same body stored by different mailbox formats hashes the same.
+void HashBody(std::string_view body, Sha256* h) {
+  size_t end = body.size();
+  while (end > 0 && (body[end - 1] == '\n' || body[end - 1] == '\r' || body[end - 1] == ' ' ||
+                     body[end - 1] == '\t')) {
+    --end;
+  }
+  body = body.substr(0, end);
+  size_t start = 0;
+  while (start < body.size()) {
+    const void* cr = std::memchr(body.data() + start, '\r', body.size() - start);
+    if (!cr) {
+      h->Update(body.substr(start));
+      break;
+    }
+    size_t pos = static_cast<size_t>(static_cast<const char*>(cr) - body.data());
+    if (pos + 1 < body.size() && body[pos + 1] == '\n') {
+      h->Update(body.substr(start, pos - start));  // drop the CR
+      start = pos + 1;
+    } else {
+      h->Update(body.substr(start, pos + 1 - start));  // a lone CR is content
+      start = pos + 1;
+    }
+  }
+}
+
+std::string CanonicalHeaders(std::string_view headers, DedupeRule rule) {
+  std::string out;
+  if (rule == DedupeRule::kAuto) {
+    out = "auto\n";
+    AppendFields(headers, kAutoFields, &out);
+  } else {
+    out = "content\n";
+    AppendFields(headers, kContentFields, &out);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ToHex(const uint8_t* data, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 15];
+  }
+  return out;
+}
+
+HeaderKey ComputeHeaderKey(std::string_view message, DedupeRule rule) {
+  std::string_view headers = mime::HeaderBlock(message);
+  std::string text;
+  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
+    text = "mid:" + mime::Unfold(*mime::FindField(headers, "message-id"));
+  } else if (rule == DedupeRule::kAuto) {
+    text = "auto\n";
+    AppendFields(headers, kAutoKeyFields, &text);
+  } else {
+    text = "content\n";
+    AppendFields(headers, kContentKeyFields, &text);
+  }
+  Sha256 h;
+  h.Update(text);
+  Digest d = h.Final();
+  HeaderKey key;
+  std::memcpy(key.data(), d.data(), key.size());
+  return key;
+}
+
+Digest ComputeDigest(std::string_view message, DedupeRule rule) {
+  size_t body_at = mime::BodyOffset(message);
+  std::string_view headers = mime::HeaderBlock(message);
+  Sha256 h;
+  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
+    h.Update("mid:" + mime::Unfold(*mime::FindField(headers, "message-id")));
+    return h.Final();
+  }
+  DedupeRule canon = rule == DedupeRule::kAuto ? DedupeRule::kAuto : DedupeRule::kContent;
+  h.Update(CanonicalHeaders(headers, canon));
+  h.Update("\n");
+  HashBody(message.substr(body_at), &h);
+  return h.Final();
+}
+
+std::string CanonicalForm(std::string_view message, DedupeRule rule) {
+  size_t body_at = mime::BodyOffset(message);
+  std::string_view headers = mime::HeaderBlock(message);
+  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
+    return "mid:" + mime::Unfold(*mime::FindField(headers, "message-id"));
+  }
+  std::string out = CanonicalHeaders(headers, rule == DedupeRule::kAuto ? rule : DedupeRule::kContent);
+  out += '\n';
+  std::string_view body = message.substr(body_at);
+  size_t end = body.size();
+  while (end > 0 && (body[end - 1] == '\n' || body[end - 1] == '\r' || body[end - 1] == ' ' ||
+                     body[end - 1] == '\t')) {
+    --end;
+  }
+  for (size_t i = 0; i < end; ++i) {
+    if (body[i] == '\r' && i + 1 < end && body[i + 1] == '\n') continue;
+    out += body[i];
+  }
+  return out;
+}
+
+}  // namespace mbx

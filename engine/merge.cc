@@ -1,0 +1,478 @@
+#include "engine/merge.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "engine/dedupe.h"
+#include "formats/mime/mime.h"
+
+namespace mbx {
+
+std::string_view ToString(MergeMode m) { return m == MergeMode::kMerge ? "merge" : "copy"; }
+
+std::string_view ToString(DedupeRule r) {
+  switch (r) {
+    case DedupeRule::kAuto: return "auto";
+    case DedupeRule::kContent: return "content";
+    case DedupeRule::kMessageId: return "message-id";
+    case DedupeRule::kNone: return "none";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// One message on its way through the pipeline.
+struct Work {
+  uint64_t seq = 0;
+  size_t source = 0;
+  Message msg;
+  size_t bytes = 0;
+  // Filled by a worker:
+  Rejection rejection = Rejection::kNone;
+  std::optional<Status> error;  // could not be read or converted
+  HeaderKey key{};
+  Digest digest{};
+};
+
+// A bounded FIFO of work for the workers; Close() wakes everyone up.
+class WorkQueue {
+ public:
+  void Push(std::unique_ptr<Work> w) {
+    std::lock_guard lock(mu_);
+    q_.push_back(std::move(w));
+    cv_.notify_one();
+  }
+  std::unique_ptr<Work> Pop() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !q_.empty() || closed_; });
+    if (q_.empty()) return nullptr;
+    auto w = std::move(q_.front());
+    q_.pop_front();
+    return w;
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Work>> q_;
+  bool closed_ = false;
+};
+
+// Finished work, handed to the committer strictly in sequence order.
+class ReorderBuffer {
+ public:
+  void Put(std::unique_ptr<Work> w) {
+    std::lock_guard lock(mu_);
+    uint64_t seq = w->seq;
+    done_.emplace(seq, std::move(w));
+    if (seq == next_) cv_.notify_all();
+  }
+  // Blocks until work `next_` is done; nullptr once the reader has finished
+  // (SetTotal) and everything was taken.
+  std::unique_ptr<Work> TakeNext() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done_.count(next_) || (total_ && next_ >= *total_); });
+    auto it = done_.find(next_);
+    if (it == done_.end()) return nullptr;
+    auto w = std::move(it->second);
+    done_.erase(it);
+    ++next_;
+    return w;
+  }
+  void SetTotal(uint64_t total) {
+    std::lock_guard lock(mu_);
+    total_ = total;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, std::unique_ptr<Work>> done_;
+  uint64_t next_ = 0;
+  std::optional<uint64_t> total_;
+};
+
+// Bytes between reader and committer. The reader waits while over budget, but
+// one message is always let through so that a huge message cannot deadlock.
+class InflightBudget {
+ public:
+  explicit InflightBudget(size_t limit) : limit_(limit) {}
+  void Acquire(size_t bytes) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return used_ == 0 || used_ + bytes <= limit_; });
+    used_ += bytes;
+  }
+  void Release(size_t bytes) {
+    std::lock_guard lock(mu_);
+    used_ -= bytes;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t limit_;
+  size_t used_ = 0;
+};
+
+// Maps source folder paths to target folder paths, reusing the spelling of a
+// target folder that matches case-insensitively, and interns dedupe scopes.
+class FolderMapper {
+ public:
+  FolderMapper(const MergeOptions& opt, bool single_folder) : opt_(opt), single_(single_folder) {
+    for (const auto& f : opt.existing_target_folders) Known(f);
+  }
+
+  std::string Map(const std::string& source_folder) {
+    auto it = cache_.find(source_folder);
+    if (it != cache_.end()) return it->second;
+    std::string path;
+    if (!single_) {
+      path = opt_.target_folder;
+      if (!source_folder.empty()) {
+        if (!path.empty()) path += '/';
+        path += source_folder;
+      }
+      path = Known(path);
+    }
+    cache_.emplace(source_folder, path);
+    return path;
+  }
+
+  uint32_t Scope(std::string_view target_folder) {
+    if (opt_.scope == DedupeScope::kMailbox || single_) return 0;
+    std::string folded = mime::CaseFold(target_folder);
+    auto [it, inserted] = scopes_.try_emplace(folded, static_cast<uint32_t>(scopes_.size() + 1));
+    return it->second;
+  }
+
+ private:
+  // Returns the known spelling of `path`, registering it if new.
+  std::string Known(const std::string& path) {
+    std::string folded = mime::CaseFold(path);
+    auto [it, inserted] = spelling_.try_emplace(folded, path);
+    return it->second;
+  }
+
+  const MergeOptions& opt_;
+  bool single_;
+  std::unordered_map<std::string, std::string> cache_;
+  std::unordered_map<std::string, std::string> spelling_;
+  std::unordered_map<std::string, uint32_t> scopes_;
+};
+
+void Fingerprint(const Selector& selector, const MergeOptions& opt, Work* w) {
+  if (w->msg.read_error) {
+    w->error = *w->msg.read_error;
+    return;
+  }
+  auto mime = w->msg.Mime();
+  if (!mime.ok()) {
+    w->error = mime.status();
+    return;
+  }
+  w->rejection = selector.Check(w->msg, *mime);
+  if (w->rejection != Rejection::kNone) return;
+  if (opt.mode == MergeMode::kMerge && opt.dedupe != DedupeRule::kNone) {
+    w->key = ComputeHeaderKey(*mime, opt.dedupe);
+    w->digest = ComputeDigest(*mime, opt.dedupe);
+  }
+}
+
+class Pipeline {
+ public:
+  Pipeline(const std::vector<MailboxSource*>& sources, MailboxSink* sink, const MergeOptions& opt)
+      : sources_(sources),
+        sink_(sink),
+        opt_(opt),
+        selector_(opt.selection),
+        index_(opt.dedupe),
+        folders_(opt, sink->SingleFolder()),
+        budget_(opt.max_inflight_bytes) {}
+
+  RunReport Run();
+
+ private:
+  void ReadAll();
+  void WorkerLoop();
+  void CommitLoop();
+  void Commit(std::unique_ptr<Work> w);
+  bool FlushBatch();
+  // Called by the reader and the committer.
+  void Fail(const std::string& origin, const std::string& reason) {
+    std::lock_guard lock(failures_mu_);
+    report_.failures.push_back({origin, reason});
+  }
+  FolderCounts& Counts(size_t source, const std::string& source_folder, const std::string& target_folder);
+  Status ScanTarget();
+  bool Stopped() const { return fatal_.load() || (opt_.cancel && opt_.cancel->load()); }
+
+  const std::vector<MailboxSource*>& sources_;
+  MailboxSink* sink_;
+  const MergeOptions& opt_;
+  Selector selector_;
+  DedupeIndex index_;
+  FolderMapper folders_;
+  InflightBudget budget_;
+  WorkQueue queue_;
+  ReorderBuffer reorder_;
+  RunReport report_;
+  std::atomic<bool> fatal_{false};
+  std::mutex failures_mu_;
+
+  // Committer state: staged but not yet durable.
+  struct Staged {
+    FolderCounts* counts;
+    std::string origin;
+    size_t bytes;
+  };
+  std::vector<Staged> staged_;
+  size_t staged_bytes_ = 0;
+  uint64_t done_messages_ = 0;
+  uint64_t done_bytes_ = 0;
+};
+
+FolderCounts& Pipeline::Counts(size_t source, const std::string& source_folder,
+                               const std::string& target_folder) {
+  std::string key = source_folder + " -> " + target_folder;
+  return report_.sources[source].folders[key];
+}
+
+Status Pipeline::ScanTarget() {
+  if (opt_.mode != MergeMode::kMerge || opt_.dedupe == DedupeRule::kNone) return Status::Ok();
+  auto t0 = Clock::now();
+  Status s = sink_->ScanExisting([&](const ExistingMessage& m) {
+    uint32_t scope = folders_.Scope(m.folder);
+    HeaderKey key = ComputeHeaderKey(m.head, opt_.dedupe);
+    if (m.head_is_complete) {
+      index_.AddExistingDigest(scope, key, ComputeDigest(m.head, opt_.dedupe));
+    } else {
+      index_.AddExisting(scope, key, m.locator);
+    }
+    ++report_.existing_messages;
+    return Status::Ok();
+  });
+  report_.seconds_scan_target = SecondsSince(t0);
+  return s;
+}
+
+void Pipeline::ReadAll() {
+  uint64_t seq = 0;
+  for (size_t i = 0; i < sources_.size() && !Stopped(); ++i) {
+    MailboxSource* src = sources_[i];
+    src->SetFolderFilter([this](std::string_view f) { return selector_.FolderSelected(f); });
+    for (;;) {
+      if (Stopped()) break;
+      auto w = std::make_unique<Work>();
+      auto more = src->Next(&w->msg);
+      if (!more.ok()) {
+        // The source is unusable from here on; the others still run.
+        Fail(src->Describe(), more.status().ToString());
+        break;
+      }
+      if (!*more) break;
+      if (!selector_.FolderSelected(w->msg.folder)) continue;  // a source without filter support
+      w->seq = seq++;
+      w->source = i;
+      w->bytes = w->msg.ByteSize() + 256;
+      budget_.Acquire(w->bytes);
+      queue_.Push(std::move(w));
+    }
+  }
+  queue_.Close();
+  reorder_.SetTotal(seq);
+}
+
+void Pipeline::WorkerLoop() {
+  while (auto w = queue_.Pop()) {
+    if (!Stopped()) Fingerprint(selector_, opt_, w.get());
+    reorder_.Put(std::move(w));
+  }
+}
+
+bool Pipeline::FlushBatch() {
+  if (staged_.empty()) return true;
+  Status s = sink_->Flush();
+  if (!s.ok()) {
+    sink_->Rollback();
+    index_.Rollback();
+    for (auto& st : staged_) {
+      st.counts->failed++;
+      Fail(st.origin, "not written: " + s.ToString());
+    }
+    report_.fatal = "target unusable: " + s.ToString();
+    fatal_ = true;
+  } else {
+    index_.Commit();
+    for (auto& st : staged_) {
+      st.counts->written++;
+      st.counts->bytes_written += st.bytes;
+    }
+  }
+  staged_.clear();
+  staged_bytes_ = 0;
+  return s.ok();
+}
+
+void Pipeline::Commit(std::unique_ptr<Work> w) {
+  Message& m = w->msg;
+  std::string target = folders_.Map(m.folder);
+  FolderCounts& c = Counts(w->source, m.folder, target);
+  c.read++;
+  c.bytes_read += m.ByteSize();
+  if (w->error) {
+    c.failed++;
+    Fail(m.origin, w->error->ToString());
+    return;
+  }
+  if (w->rejection != Rejection::kNone) {
+    c.not_selected++;
+    return;
+  }
+  c.selected++;
+  bool deduping = opt_.mode == MergeMode::kMerge && opt_.dedupe != DedupeRule::kNone;
+  if (deduping) {
+    auto dup = index_.CheckAndInsert(folders_.Scope(target), w->key, w->digest,
+                                     [this](uint64_t loc) { return sink_->ReadExisting(loc); });
+    if (!dup.ok()) {
+      // Cannot tell: write it rather than risk losing it.
+      Fail(m.origin, "warning: could not compare with the target (" + dup.status().ToString() +
+                         "); written anyway");
+    } else if (*dup) {
+      c.duplicates++;
+      return;
+    }
+  }
+  Status s = sink_->Stage(m, target);
+  if (!s.ok()) {
+    if (deduping) index_.UndoLast();
+    c.failed++;
+    Fail(m.origin, s.ToString());
+    return;
+  }
+  staged_.push_back(Staged{&c, m.origin, m.ByteSize()});
+  staged_bytes_ += m.ByteSize();
+  if (staged_.size() >= opt_.batch_messages || staged_bytes_ >= opt_.batch_bytes) FlushBatch();
+}
+
+void Pipeline::CommitLoop() {
+  while (auto w = reorder_.TakeNext()) {
+    size_t bytes = w->bytes;
+    if (!Stopped()) {
+      Commit(std::move(w));
+      ++done_messages_;
+      done_bytes_ += bytes - 256;
+      if (opt_.progress) opt_.progress(done_messages_, done_bytes_);
+    }
+    budget_.Release(bytes);
+  }
+  if (!fatal_) FlushBatch();
+}
+
+RunReport Pipeline::Run() {
+  auto t0 = Clock::now();
+  report_.command = "merge";
+  report_.target = sink_->Describe();
+  report_.mode = std::string(ToString(opt_.mode));
+  report_.dedupe = opt_.mode == MergeMode::kCopy ? "none" : std::string(ToString(opt_.dedupe));
+  report_.dry_run = opt_.dry_run;
+  report_.single_folder_target = sink_->SingleFolder();
+  report_.jobs = opt_.jobs;
+  for (auto* s : sources_) report_.sources.push_back(SourceReport{s->Describe(), {}, {}});
+
+  Status scan = ScanTarget();
+  if (!scan.ok()) {
+    report_.fatal = "cannot read the target's existing messages: " + scan.ToString();
+    report_.seconds_total = SecondsSince(t0);
+    return std::move(report_);
+  }
+
+  int jobs = std::max(1, opt_.jobs);
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(jobs));
+  for (int i = 0; i < jobs; ++i) workers.emplace_back([this] { WorkerLoop(); });
+  std::thread committer([this] { CommitLoop(); });
+  ReadAll();
+  for (auto& t : workers) t.join();
+  committer.join();
+
+  Status close = sink_->Close();
+  if (!close.ok() && report_.fatal.empty()) report_.fatal = "closing the target: " + close.ToString();
+  if (opt_.cancel && opt_.cancel->load() && report_.fatal.empty()) {
+    report_.fatal = "interrupted: everything counted as written is durable; run again to finish";
+  }
+  report_.seconds_total = SecondsSince(t0);
+  return std::move(report_);
+}
+
+// --dry-run: counts what would be written, writes nothing.
+class DryRunSink : public MailboxSink {
+ public:
+  DryRunSink(std::unique_ptr<MailboxSource> existing, std::string description, bool single)
+      : existing_(std::move(existing)), description_(std::move(description)), single_(single) {}
+  std::string Describe() const override { return description_; }
+  bool SingleFolder() const override { return single_; }
+  Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) override {
+    if (!existing_) return Status::Ok();
+    Message m;
+    for (;;) {
+      auto more = existing_->Next(&m);
+      if (!more.ok()) return more.status();
+      if (!*more) return Status::Ok();
+      if (m.read_error) continue;
+      auto mime = m.Mime();
+      if (!mime.ok()) continue;
+      ExistingMessage e;
+      e.folder = m.folder;
+      e.head = *mime;
+      e.head_is_complete = true;
+      MBX_RETURN_IF_ERROR(fn(e));
+    }
+  }
+  Result<std::string> ReadExisting(uint64_t) override {
+    return Status::Unsupported("dry run keeps no message bytes");
+  }
+  Status Stage(const Message&, std::string_view) override { return Status::Ok(); }
+  Status Flush() override { return Status::Ok(); }
+  void Rollback() override {}
+  Status Close() override { return Status::Ok(); }
+
+ private:
+  std::unique_ptr<MailboxSource> existing_;
+  std::string description_;
+  bool single_;
+};
+
+}  // namespace
+
+RunReport RunMerge(const std::vector<MailboxSource*>& sources, MailboxSink* sink,
+                   const MergeOptions& options) {
+  Pipeline p(sources, sink, options);
+  return p.Run();
+}
+
+std::unique_ptr<MailboxSink> NewDryRunSink(std::unique_ptr<MailboxSource> existing,
+                                           std::string description, bool single_folder) {
+  return std::make_unique<DryRunSink>(std::move(existing), std::move(description), single_folder);
+}
+
+}  // namespace mbx
