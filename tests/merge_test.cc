@@ -1,0 +1,219 @@
+// The merge pipeline over in-memory mailboxes: ordering, dedupe, selection, faults.
+#include "engine/merge.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "formats/memory/memory.h"
+
+namespace mbx {
+namespace {
+
+using memory::MemorySink;
+using memory::MemorySource;
+
+Message M(std::string folder, std::string mime, UnixTime delivered = 0) {
+  Message m;
+  m.folder = std::move(folder);
+  m.mime = std::move(mime);
+  m.container_delivered = delivered;
+  return m;
+}
+
+std::string Mail(int n, const std::string& trace = "", const std::string& subject = "") {
+  return trace + "From: sender" + std::to_string(n % 7) + "@example.com\nSubject: " +
+         (subject.empty() ? "message " + std::to_string(n) : subject) +
+         "\nDate: Mon, 2 Jan 2023 10:00:00 +0000\nMessage-ID: <" + std::to_string(n) + "@x>\n\nbody " +
+         std::to_string(n) + "\n";
+}
+
+std::vector<std::string> Flatten(const MemorySink& sink) {
+  std::vector<std::string> out;
+  for (const auto& [folder, msgs] : sink.durable()) {
+    for (const auto& m : msgs) out.push_back(folder + "|" + m.mime);
+  }
+  return out;
+}
+
+RunReport Merge(std::vector<Message> a, std::vector<Message> b, MemorySink* sink, MergeOptions opt) {
+  MemorySource sa(std::move(a), "memory:a"), sb(std::move(b), "memory:b");
+  std::vector<MailboxSource*> sources{&sa, &sb};
+  return RunMerge(sources, sink, opt);
+}
+
+TEST(MergeTest, DuplicatesAcrossSourcesAndTargetAreSkippedOnce) {
+  std::vector<Message> a, b;
+  for (int i = 0; i < 100; ++i) a.push_back(M(i % 3 ? "" : "Projects", Mail(i, "Received: a\n")));
+  for (int i = 80; i < 150; ++i) b.push_back(M(i % 3 ? "" : "Projects", Mail(i, "Received: b\nDelivered-To: x\n")));
+  MemorySink sink;
+  sink.Preload("", Mail(1, "Received: earlier\n"));  // already in the target
+  MergeOptions opt;
+  opt.jobs = 3;
+  opt.batch_messages = 7;
+  RunReport r = Merge(a, b, &sink, opt);
+  FolderCounts t = r.Total();
+  EXPECT_EQ(t.read, 170u);
+  EXPECT_EQ(t.duplicates, 21u);  // 20 overlapping + 1 already in the target
+  EXPECT_EQ(t.written, 149u);
+  EXPECT_EQ(r.ExitCode(), 0);
+  EXPECT_EQ(r.existing_messages, 1u);
+  size_t total = 0;
+  for (const auto& [f, msgs] : sink.durable()) total += msgs.size();
+  EXPECT_EQ(total, 150u);
+  EXPECT_EQ(sink.durable().at("Projects").size(), 50u);
+}
+
+TEST(MergeTest, OutputIsIdenticalForAnyNumberOfJobs) {
+  std::vector<Message> a, b;
+  for (int i = 0; i < 300; ++i) a.push_back(M("F" + std::to_string(i % 4), Mail(i, "", "s" + std::to_string(i % 50))));
+  for (int i = 0; i < 300; ++i) b.push_back(M("F" + std::to_string(i % 4), Mail(i * 2, "Received: y\n")));
+  std::vector<std::string> first;
+  for (int jobs : {1, 2, 5}) {
+    MemorySink sink;
+    MergeOptions opt;
+    opt.jobs = jobs;
+    opt.batch_messages = 13;
+    Merge(a, b, &sink, opt);
+    auto got = Flatten(sink);
+    if (first.empty()) first = got;
+    EXPECT_EQ(got, first) << "jobs=" << jobs;
+  }
+  EXPECT_FALSE(first.empty());
+}
+
+TEST(MergeTest, CopyModeWritesEverything) {
+  std::vector<Message> a{M("", Mail(1)), M("", Mail(1))};
+  MemorySink sink;
+  MergeOptions opt;
+  opt.mode = MergeMode::kCopy;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.Total().written, 2u);
+  EXPECT_EQ(r.Total().duplicates, 0u);
+}
+
+TEST(MergeTest, FolderScopeVersusMailboxScope) {
+  std::vector<Message> a{M("A", Mail(1)), M("B", Mail(1))};
+  {
+    MemorySink sink;
+    RunReport r = Merge(a, {}, &sink, MergeOptions{});
+    EXPECT_EQ(r.Total().written, 2u);
+  }
+  {
+    MemorySink sink;
+    MergeOptions opt;
+    opt.scope = DedupeScope::kMailbox;
+    RunReport r = Merge(a, {}, &sink, opt);
+    EXPECT_EQ(r.Total().written, 1u);
+    EXPECT_EQ(r.Total().duplicates, 1u);
+  }
+}
+
+TEST(MergeTest, FoldersMapCaseInsensitivelyAndUnderTargetFolder) {
+  MemorySink sink;
+  sink.Preload("projects", Mail(1));
+  MergeOptions opt;
+  opt.existing_target_folders = {"", "projects"};
+  Merge({M("Projects", Mail(1)), M("Projects", Mail(2)), M("PROJECTS/Sub", Mail(3))}, {}, &sink, opt);
+  EXPECT_EQ(sink.durable().at("projects").size(), 2u);  // the duplicate was found there
+  EXPECT_EQ(sink.durable().count("Projects"), 0u);
+  EXPECT_EQ(sink.durable().count("PROJECTS/Sub"), 1u);
+
+  MemorySink sink2;
+  MergeOptions opt2;
+  opt2.target_folder = "Recovered";
+  Merge({M("", Mail(1)), M("Inbox/X", Mail(2))}, {}, &sink2, opt2);
+  EXPECT_EQ(sink2.durable().count("Recovered"), 1u);
+  EXPECT_EQ(sink2.durable().count("Recovered/Inbox/X"), 1u);
+}
+
+TEST(MergeTest, SingleFolderTargetTakesEveryFolder) {
+  MemorySink sink(/*single_folder=*/true);
+  RunReport r = Merge({M("A", Mail(1)), M("B/C", Mail(2)), M("B/C", Mail(1))}, {}, &sink, MergeOptions{});
+  EXPECT_TRUE(r.single_folder_target);
+  ASSERT_EQ(sink.durable().size(), 1u);
+  EXPECT_EQ(sink.durable().at("").size(), 2u);  // the same message in two folders is one message here
+  EXPECT_NE(r.Summary().find("single mbox"), std::string::npos);
+}
+
+TEST(MergeTest, SelectionByDateSubjectAndFolder) {
+  std::vector<Message> a{M("Inbox", Mail(1, "", "Budget 2023"), 1672531200 /*2023-01-01*/),
+                         M("Inbox", Mail(2, "", "lunch"), 1672531200),
+                         M("Inbox", Mail(3, "", "BUDGET old"), 1500000000),
+                         M("Inbox/Projects", Mail(4, "", "budget plan"), 1680000000),
+                         M("Trash", Mail(5, "", "budget"), 1680000000)};
+  MemorySink sink;
+  MergeOptions opt;
+  opt.selection.since = 1672531200;
+  opt.selection.subjects = {"budget"};
+  opt.selection.exclude_folder_globs = {"trash"};
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.Total().read, 4u);  // Trash is not even read
+  EXPECT_EQ(r.Total().written, 2u);
+  EXPECT_EQ(r.Total().not_selected, 2u);
+}
+
+TEST(MergeTest, UnreadableMessageIsReportedAndTheRunGoesOn) {
+  Message bad = M("", "");
+  bad.read_error = Status::Corruption("truncated");
+  bad.origin = "memory:a message 2";
+  MemorySink sink;
+  RunReport r = Merge({M("", Mail(1)), bad, M("", Mail(3))}, {}, &sink, MergeOptions{});
+  EXPECT_EQ(r.Total().written, 2u);
+  EXPECT_EQ(r.Total().failed, 1u);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].origin, "memory:a message 2");
+  EXPECT_EQ(r.ExitCode(), 1);
+  EXPECT_NE(r.ToJson().find("truncated"), std::string::npos);
+}
+
+TEST(MergeTest, FailedStageDoesNotMakeALaterCopyADuplicate) {
+  MemorySink sink;
+  sink.FailStageAt(1);
+  RunReport r = Merge({M("", Mail(1))}, {M("", Mail(1, "Received: again\n"))}, &sink, MergeOptions{});
+  EXPECT_EQ(r.Total().failed, 1u);
+  EXPECT_EQ(r.Total().written, 1u);  // the second copy is carried
+  EXPECT_EQ(r.Total().duplicates, 0u);
+}
+
+TEST(MergeTest, FailedFlushIsFatalAndNothingCountsAsWritten) {
+  MemorySink sink;
+  sink.FailFlushAt(2);
+  std::vector<Message> a;
+  for (int i = 0; i < 30; ++i) a.push_back(M("", Mail(i)));
+  MergeOptions opt;
+  opt.batch_messages = 10;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.ExitCode(), 3);
+  EXPECT_EQ(r.Total().written, 10u);  // only the first batch is durable
+  EXPECT_EQ(sink.durable().at("").size(), 10u);
+  EXPECT_FALSE(r.fatal.empty());
+}
+
+TEST(MergeTest, HugeMessagesDoNotDeadlockTheInflightBudget) {
+  std::vector<Message> a;
+  for (int i = 0; i < 20; ++i) a.push_back(M("", Mail(i) + std::string(1 << 16, 'x')));
+  MemorySink sink;
+  MergeOptions opt;
+  opt.max_inflight_bytes = 1000;  // smaller than any one message
+  opt.jobs = 4;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.Total().written, 20u);
+}
+
+TEST(MergeTest, DryRunCountsButWritesNothing) {
+  auto existing = std::make_unique<MemorySource>(std::vector<Message>{M("", Mail(1))});
+  auto sink = NewDryRunSink(std::move(existing), "memory:dry", false);
+  MergeOptions opt;
+  opt.dry_run = true;
+  MemorySource a({M("", Mail(1)), M("", Mail(2))});
+  std::vector<MailboxSource*> sources{&a};
+  RunReport r = RunMerge(sources, sink.get(), opt);
+  EXPECT_EQ(r.Total().duplicates, 1u);
+  EXPECT_EQ(r.Total().written, 1u);
+  EXPECT_NE(r.Summary().find("DRY RUN"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mbx
