@@ -1,11 +1,574 @@
-// Placeholder until the mbox backend lands.
+// mbox (mboxrd) source and sink.
 #include "formats/mbox/mbox.h"
 
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "engine/fs.h"
+#include "formats/mime/mime.h"
+
 namespace mbx::mbox {
+namespace {
+
+constexpr std::string_view kFrom = "From ";
+constexpr MessageFlags kMboxFlags =
+    kFlagSeen | kFlagOld | kFlagAnswered | kFlagFlagged | kFlagDraft | kFlagDeleted;
+// Release consumed pages of the mapping in steps of this size.
+constexpr size_t kDontNeedStep = 16 << 20;
+
+// True when the line that ends with the '\n' at `nl` is empty ("" or "\r").
+bool LineBeforeIsEmpty(std::string_view f, size_t nl) {
+  return nl == 0 || f[nl - 1] == '\n' || (f[nl - 1] == '\r' && (nl == 1 || f[nl - 2] == '\n'));
+}
+
+// The smallest offset >= `from` where a From_ line starts, or npos.
+size_t FindFromLine(std::string_view f, size_t from) {
+  if (from == 0) {
+    if (f.starts_with(kFrom)) return 0;
+    from = 1;
+  }
+  size_t i = from - 1;  // a candidate '\n' that ends the previous line
+  while (i < f.size()) {
+    const void* hit = ::memmem(f.data() + i, f.size() - i, "\nFrom ", 6);
+    if (hit == nullptr) return std::string_view::npos;
+    size_t nl = static_cast<size_t>(static_cast<const char*>(hit) - f.data());
+    if (LineBeforeIsEmpty(f, nl)) return nl + 1;
+    i = nl + 1;
+  }
+  return std::string_view::npos;
+}
+
+// `end` moved back over one trailing empty line in [start, end), if there is one.
+size_t DropSeparator(std::string_view f, size_t start, size_t end) {
+  if (end <= start || f[end - 1] != '\n') return end;
+  size_t ls = end - 1;
+  if (ls == start || f[ls - 1] == '\n') return ls;
+  if (f[ls - 1] == '\r' && (ls - 1 == start || f[ls - 2] == '\n')) return ls - 1;
+  return end;
+}
+
+bool AllWhitespace(std::string_view s) {
+  for (char c : s) {
+    if (c != '\n' && c != '\r' && c != ' ' && c != '\t') return false;
+  }
+  return true;
+}
+
+// Pulls messages out of an mbox image one at a time. The junk before the first
+// From_ line comes first, as an entry with an empty from_line.
+class Splitter {
+ public:
+  explicit Splitter(std::string_view f) : f_(f) {}
+
+  bool Next(RawEntry* e) {
+    if (!started_) {
+      started_ = true;
+      pos_ = FindFromLine(f_, 0);
+      size_t junk_end = pos_ == std::string_view::npos ? f_.size() : pos_;
+      junk_ = f_.substr(0, junk_end);
+      if (!AllWhitespace(junk_)) {
+        size_t end = pos_ == std::string_view::npos ? junk_end : DropSeparator(f_, 0, junk_end);
+        *e = RawEntry{{}, f_.substr(0, end), 0};
+        return true;
+      }
+    }
+    if (pos_ == std::string_view::npos || pos_ >= f_.size()) return false;
+    size_t eol = f_.find('\n', pos_);
+    size_t body = eol == std::string_view::npos ? f_.size() : eol + 1;
+    std::string_view from_line =
+        f_.substr(pos_, (eol == std::string_view::npos ? f_.size() : eol) - pos_);
+    if (from_line.ends_with('\r')) from_line.remove_suffix(1);
+    size_t next = FindFromLine(f_, body);
+    size_t end = DropSeparator(f_, body, next == std::string_view::npos ? f_.size() : next);
+    *e = RawEntry{from_line, f_.substr(body, end - body), pos_};
+    pos_ = next;
+    return true;
+  }
+
+  std::string_view junk() const { return junk_; }
+
+ private:
+  std::string_view f_;
+  bool started_ = false;
+  size_t pos_ = 0;
+  std::string_view junk_;
+};
+
+bool IsJunk(const RawEntry& e) { return e.from_line.empty(); }
+
+std::string MessageBytes(const RawEntry& e) {
+  return IsJunk(e) ? std::string(e.stored) : Unquote(e.stored);
+}
+
+// Offset just past the header block's terminating empty line (or the end).
+size_t HeaderEnd(std::string_view msg) {
+  size_t pos = 0;
+  while (pos < msg.size()) {
+    size_t nl = msg.find('\n', pos);
+    if (nl == std::string_view::npos) return msg.size();
+    if (nl == pos || (nl == pos + 1 && msg[pos] == '\r')) return nl + 1;
+    pos = nl + 1;
+  }
+  return msg.size();
+}
+
+bool NameIs(std::string_view line, std::string_view name) {
+  return line.size() > name.size() && line[name.size()] == ':' &&
+         ::strncasecmp(line.data(), name.data(), name.size()) == 0;
+}
+
+// One header field in a header block: [begin, end) including continuation
+// lines and the final line end.
+struct FieldSpan {
+  size_t begin, end;
+  std::string_view value;  // after ':' and leading blanks, line end excluded
+};
+
+// Finds each Status:/X-Status: field in `headers` (the header block, no body).
+template <typename Fn>
+void ForEachStatusField(std::string_view headers, Fn fn) {
+  size_t pos = 0;
+  while (pos < headers.size()) {
+    size_t end = pos;
+    for (;;) {
+      size_t nl = headers.find('\n', end);
+      if (nl == std::string_view::npos) {
+        end = headers.size();
+        break;
+      }
+      end = nl + 1;
+      if (end >= headers.size() || (headers[end] != ' ' && headers[end] != '\t')) break;
+    }
+    std::string_view line = headers.substr(pos, end - pos);
+    bool x = NameIs(line, "X-Status");
+    if (x || NameIs(line, "Status")) {
+      std::string_view v = line.substr(x ? 9 : 7);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.remove_suffix(1);
+      fn(x, FieldSpan{pos, end, v});
+    }
+    pos = end;
+  }
+}
+
+// The message with its Status:/X-Status: fields replaced by ones expressing `flags`.
+std::string RewriteStatus(std::string_view msg, MessageFlags flags) {
+  size_t hend = HeaderEnd(msg);
+  std::string_view headers = msg.substr(0, hend);
+  // Where the header block's content ends: before its empty line, if any.
+  size_t insert = hend;
+  if (hend > 0 && msg[hend - 1] == '\n') {
+    size_t ls = hend - 1;
+    if (ls == 0 || msg[ls - 1] == '\n') {
+      insert = ls;
+    } else if (msg[ls - 1] == '\r' && (ls == 1 || msg[ls - 2] == '\n')) {
+      insert = ls - 1;
+    }
+  }
+  std::string_view eol = msg.substr(0, hend).find("\r\n") != std::string_view::npos ? "\r\n" : "\n";
+  std::string out;
+  out.reserve(msg.size() + 32);
+  size_t copied = 0;
+  ForEachStatusField(headers.substr(0, insert), [&](bool, const FieldSpan& f) {
+    out.append(msg.substr(copied, f.begin - copied));
+    copied = f.end;
+  });
+  out.append(msg.substr(copied, insert - copied));
+  if (!out.empty() && out.back() != '\n') out.append(eol);
+  auto [status, xstatus] = StatusValues(flags);
+  if (!status.empty()) out.append("Status: ").append(status).append(eol);
+  if (!xstatus.empty()) out.append("X-Status: ").append(xstatus).append(eol);
+  out.append(msg.substr(insert));
+  return out;
+}
+
+// A From_ line token may not contain line ends; the envelope no white space.
+std::string SafeEnvelope(std::string_view s, bool allow_quoted_space) {
+  std::string out;
+  for (char c : s) {
+    bool bad =
+        c == '\n' || c == '\r' || c == '\0' || (!allow_quoted_space && (c == ' ' || c == '\t'));
+    out += bad ? '_' : c;
+  }
+  return out;
+}
+
+std::string EnvelopeFor(const Message& msg, std::string_view headers) {
+  if (!msg.envelope_sender.empty()) return SafeEnvelope(msg.envelope_sender, true);
+  for (std::string_view name : {"Return-Path", "From"}) {
+    if (auto f = mime::FindField(headers, name)) {
+      std::string a = mime::FirstAddress(*f);
+      if (!a.empty() && a != "<>") return SafeEnvelope(a, false);
+    }
+  }
+  return "MAILER-DAEMON";
+}
+
+int64_t DateFor(const Message& msg, std::string_view headers) {
+  if (msg.container_delivered != 0) return msg.container_delivered;
+  if (auto f = mime::FindField(headers, "Date")) {
+    if (auto t = mime::ParseDate(*f)) return *t;
+  }
+  return 0;
+}
+
+class MboxSource : public MailboxSource {
+ public:
+  MboxSource(std::string path, std::string folder, fs::MappedFile map)
+      : path_(std::move(path)),
+        folder_(std::move(folder)),
+        map_(std::move(map)),
+        splitter_(map_.data()) {}
+
+  std::string Describe() const override { return "mbox:" + path_; }
+
+  Result<std::vector<FolderInfo>> ListFolders() override {
+    if (!info_) {
+      FolderInfo fi{folder_, 0, 0};
+      Splitter s(map_.data());
+      RawEntry e;
+      size_t released = 0;
+      while (s.Next(&e)) {
+        ++fi.messages;
+        fi.bytes += e.stored.size();
+        if (e.offset - released >= kDontNeedStep) {
+          map_.DontNeed(released, e.offset - released);
+          released = e.offset;
+        }
+      }
+      map_.DontNeed(released, map_.data().size() - released);
+      info_ = fi;
+    }
+    return std::vector<FolderInfo>{*info_};
+  }
+
+  Result<bool> Next(Message* out) override {
+    if (!WantFolder(folder_)) return false;
+    RawEntry e;
+    if (!splitter_.Next(&e)) {
+      map_.DontNeed(released_, map_.data().size() - released_);
+      return false;
+    }
+    ++count_;
+    // Everything before this message has been copied out already.
+    if (e.offset - released_ >= kDontNeedStep) {
+      map_.DontNeed(released_, e.offset - released_);
+      released_ = e.offset;
+    }
+    *out = Message{};
+    out->folder = folder_;
+    out->mime = MessageBytes(e);
+    out->flags = FlagsFromHeaders(out->mime.substr(0, HeaderEnd(out->mime)));
+    if (!IsJunk(e)) {
+      auto [sender, date] = ParseFromLine(e.from_line);
+      out->envelope_sender = std::move(sender);
+      out->container_delivered = date;
+    }
+    out->origin = "mbox '" + path_ + "' message " + std::to_string(count_) + " (offset " +
+                  std::to_string(e.offset) + ")";
+    return true;
+  }
+
+ private:
+  std::string path_;
+  std::string folder_;
+  fs::MappedFile map_;
+  Splitter splitter_;
+  std::optional<FolderInfo> info_;
+  uint64_t count_ = 0;
+  size_t released_ = 0;
+};
+
+class MboxSink : public FileSink {
+ public:
+  MboxSink(std::string path, fs::Fd fd, fs::MailboxLock lock, size_t len)
+      : path_(std::move(path)), fd_(std::move(fd)), lock_(std::move(lock)), good_len_(len) {}
+
+  ~MboxSink() override {
+    if (map_ != nullptr) ::munmap(map_, map_len_);
+    if (!closed_) Rollback();
+  }
+
+  Status Init() {
+    if (good_len_ == 0) return Status::Ok();
+    void* addr = ::mmap(nullptr, good_len_, PROT_READ, MAP_PRIVATE, fd_.get(), 0);
+    if (addr == MAP_FAILED) return Status::FromErrno("mmap '" + path_ + "'", errno);
+    map_ = addr;
+    map_len_ = good_len_;
+    std::string_view f = Existing();
+    // Appending a From_ line needs an empty line before it.
+    if (f.ends_with('\n')) {
+      if (!LineBeforeIsEmpty(f, f.size() - 1)) separator_ = "\n";
+    } else {
+      separator_ = "\n\n";
+    }
+    return Status::Ok();
+  }
+
+  std::string Describe() const override { return "mbox:" + path_; }
+  bool SingleFolder() const override { return true; }
+
+  Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) override {
+    MBX_RETURN_IF_ERROR(usable_);
+    if (!scanned_) {
+      Splitter s(Existing());
+      RawEntry e;
+      while (s.Next(&e)) entries_.push_back(e);
+      scanned_ = true;
+    }
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const RawEntry& e = entries_[i];
+      ExistingMessage m;
+      m.folder = "";
+      m.locator = i;
+      // Without quoted lines the stored bytes are the message: hand over all.
+      if (IsJunk(e) || ::memmem(e.stored.data(), e.stored.size(), ">From ", 6) == nullptr) {
+        m.head = e.stored;
+        m.head_is_complete = true;
+      } else {
+        m.head = e.stored.substr(0, HeaderEnd(e.stored));
+      }
+      MBX_RETURN_IF_ERROR(fn(m));
+    }
+    if (map_ != nullptr) ::madvise(map_, map_len_, MADV_DONTNEED);
+    return Status::Ok();
+  }
+
+  Result<std::string> ReadExisting(uint64_t locator) override {
+    if (locator >= entries_.size()) {
+      return Status::InvalidArgument("mbox '" + path_ + "': no existing message " +
+                                     std::to_string(locator));
+    }
+    return MessageBytes(entries_[locator]);
+  }
+
+  Status Stage(const Message& msg, std::string_view) override {
+    MBX_RETURN_IF_ERROR(usable_);
+    if (closed_) return Status::InvalidArgument("mbox '" + path_ + "': sink is closed");
+    auto mime_r = msg.Mime();
+    if (!mime_r.ok()) return mime_r.status();
+    std::string_view mime = *mime_r;
+    std::string_view headers = mime.substr(0, HeaderEnd(mime));
+    std::string rewritten;
+    if (FlagsFromHeaders(headers) != (msg.flags & kMboxFlags)) {
+      rewritten = RewriteStatus(mime, msg.flags);
+      mime = rewritten;
+      headers = mime.substr(0, HeaderEnd(mime));
+    }
+    staged_.append("From ").append(EnvelopeFor(msg, headers)).append(" ");
+    staged_.append(mime::FormatAsctime(DateFor(msg, headers))).append("\n");
+    staged_.append(Quote(mime));
+    if (!staged_.ends_with('\n')) staged_.append("\n");
+    staged_.append("\n");
+    return Status::Ok();
+  }
+
+  Status Prepare() override {
+    MBX_RETURN_IF_ERROR(usable_);
+    if (staged_.empty()) return Status::Ok();
+    Status s;
+    if (::lseek(fd_.get(), static_cast<off_t>(good_len_), SEEK_SET) < 0) {
+      s = Status::FromErrno("seek '" + path_ + "'", errno);
+    }
+    if (s.ok() && !separator_.empty()) s = fs::WriteAll(fd_.get(), separator_, path_);
+    if (s.ok()) s = fs::WriteAll(fd_.get(), staged_, path_);
+    if (s.ok()) s = fs::FsyncFd(fd_.get(), path_);
+    if (!s.ok()) {
+      Rollback();
+      return s;
+    }
+    prepared_ = separator_.size() + staged_.size();
+    staged_.clear();
+    return Status::Ok();
+  }
+
+  void Commit() override {
+    good_len_ += prepared_;
+    if (prepared_ != 0) separator_.clear();
+    prepared_ = 0;
+  }
+
+  Status Flush() override {
+    MBX_RETURN_IF_ERROR(Prepare());
+    Commit();
+    return Status::Ok();
+  }
+
+  void Rollback() override {
+    staged_.clear();
+    prepared_ = 0;
+    if (!usable_.ok() || !fd_.valid()) return;
+    struct stat st;
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<size_t>(st.st_size) == good_len_) return;
+    if (::ftruncate(fd_.get(), static_cast<off_t>(good_len_)) != 0) {
+      usable_ = Status::FromErrno("truncate '" + path_ + "' back to " + std::to_string(good_len_) +
+                                      " bytes after a failed write",
+                                  errno);
+      return;
+    }
+    Status s = fs::FsyncFd(fd_.get(), path_);
+    if (!s.ok()) usable_ = s;
+  }
+
+  Status Close() override {
+    if (closed_) return Status::Ok();
+    Status s = Flush();
+    if (!s.ok()) Rollback();
+    closed_ = true;
+    lock_.Release();
+    fd_ = fs::Fd();
+    return s;
+  }
+
+ private:
+  std::string_view Existing() const { return {static_cast<const char*>(map_), map_len_}; }
+
+  std::string path_;
+  fs::Fd fd_;
+  fs::MailboxLock lock_;
+  size_t good_len_;        // file length after the last good Flush()
+  std::string separator_;  // written before the first message appended to a file that lacks it
+  std::string staged_;
+  size_t prepared_ = 0;
+  Status usable_;
+  bool closed_ = false;
+  void* map_ = nullptr;  // the file as it was at open
+  size_t map_len_ = 0;
+  bool scanned_ = false;
+  std::vector<RawEntry> entries_;
+};
+
+// Rewrites lines matching ^>*From (quote) or ^>+From (unquote).
+std::string Requote(std::string_view s, bool quote) {
+  std::string_view needle = quote ? "From " : ">From ";
+  if (::memmem(s.data(), s.size(), needle.data(), needle.size()) == nullptr) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + (quote ? 64 : 0));
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t nl = s.find('\n', pos);
+    size_t end = nl == std::string_view::npos ? s.size() : nl + 1;
+    std::string_view line = s.substr(pos, end - pos);
+    size_t g = 0;
+    while (g < line.size() && line[g] == '>') ++g;
+    if (line.substr(g).starts_with(kFrom)) {
+      if (quote) {
+        out += '>';
+      } else if (g > 0) {
+        line.remove_prefix(1);
+      }
+    }
+    out.append(line);
+    pos = end;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<RawEntry> Split(std::string_view file, std::string_view* junk_prefix) {
+  std::vector<RawEntry> out;
+  Splitter s(file);
+  RawEntry e;
+  while (s.Next(&e)) {
+    if (!IsJunk(e)) out.push_back(e);
+  }
+  if (junk_prefix != nullptr) *junk_prefix = s.junk();
+  return out;
+}
+
+std::string Quote(std::string_view message) { return Requote(message, true); }
+std::string Unquote(std::string_view stored) { return Requote(stored, false); }
+
+std::pair<std::string, int64_t> ParseFromLine(std::string_view line) {
+  if (line.starts_with(kFrom)) line.remove_prefix(kFrom.size());
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  size_t i = 0;
+  if (!line.empty() && line.front() == '"') {
+    // A quoted local part may hold blanks: "a b"@example.com
+    size_t q = line.find('"', 1);
+    i = q == std::string_view::npos ? line.size() : q + 1;
+  }
+  while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+  std::string sender(line.substr(0, i));
+  std::string_view rest = line.substr(i);
+  while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+  while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) rest.remove_suffix(1);
+  int64_t date = 0;
+  if (auto t = mime::ParseDate(rest)) date = *t;
+  return {std::move(sender), date};
+}
+
+MessageFlags FlagsFromHeaders(std::string_view headers) {
+  headers = headers.substr(0, HeaderEnd(headers));
+  MessageFlags flags = 0;
+  bool seen_status = false, seen_xstatus = false;
+  ForEachStatusField(headers, [&](bool x, const FieldSpan& f) {
+    bool& seen = x ? seen_xstatus : seen_status;
+    if (seen) return;  // the first of each counts
+    seen = true;
+    for (char c : f.value) {
+      if (!x && c == 'R') flags |= kFlagSeen;
+      if (!x && c == 'O') flags |= kFlagOld;
+      if (x && c == 'A') flags |= kFlagAnswered;
+      if (x && c == 'F') flags |= kFlagFlagged;
+      if (x && c == 'T') flags |= kFlagDraft;
+      if (x && c == 'D') flags |= kFlagDeleted;
+    }
+  });
+  return flags;
+}
+
+std::pair<std::string, std::string> StatusValues(MessageFlags flags) {
+  std::string status, xstatus;
+  if (flags & kFlagSeen) status += 'R';
+  if (flags & kFlagOld) status += 'O';
+  if (flags & kFlagAnswered) xstatus += 'A';
+  if (flags & kFlagFlagged) xstatus += 'F';
+  if (flags & kFlagDraft) xstatus += 'T';
+  if (flags & kFlagDeleted) xstatus += 'D';
+  return {status, xstatus};
+}
+
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path, std::string folder) {
+  MBX_ASSIGN_OR_RETURN(fs::MappedFile map, fs::MappedFile::Open(path));
+  return std::unique_ptr<MailboxSource>(
+      std::make_unique<MboxSource>(path, std::move(folder), std::move(map)));
+}
+
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path) {
-  return Status::Unsupported("mbox backend not built yet: " + path);
+  return OpenSource(path, std::string());
 }
-Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const SinkOptions&) {
-  return Status::Unsupported("mbox backend not built yet: " + path);
+
+Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const SinkOptions& opts) {
+  bool existed = fs::Exists(path);
+  if (!existed && !opts.create) return Status::NotFound("mbox '" + path + "' does not exist");
+  if (!existed) MBX_RETURN_IF_ERROR(fs::MakeDirs(fs::Dirname(path)));
+  MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_RDWR | O_CREAT, 0600));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+  if (!S_ISREG(st.st_mode))
+    return Status::InvalidArgument("mbox '" + path + "' is not a regular file");
+  MBX_ASSIGN_OR_RETURN(fs::MailboxLock lock, fs::MailboxLock::Acquire(path, fd.get()));
+  // Re-read the length under the lock: another writer may have appended.
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+  if (!existed) MBX_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path)));
+  auto sink = std::make_unique<MboxSink>(path, std::move(fd), std::move(lock),
+                                         static_cast<size_t>(st.st_size));
+  MBX_RETURN_IF_ERROR(sink->Init());
+  return std::unique_ptr<FileSink>(std::move(sink));
 }
+
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const SinkOptions& opts) {
+  MBX_ASSIGN_OR_RETURN(auto sink, OpenFileSink(path, opts));
+  return std::unique_ptr<MailboxSink>(std::move(sink));
+}
+
 }  // namespace mbx::mbox

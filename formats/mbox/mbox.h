@@ -1,4 +1,30 @@
 // \brief mbox (mboxrd) and mboxdir (one mbox file per folder) backends.
+//
+// mbox: messages separated by "From <envelope> <asctime date>" lines; a From_
+// line counts only at the start of the file or after an empty line, and the
+// empty line before it belongs to the separator, not to the message. mboxrd
+// quoting: a body line matching ^>*From gains one '>' on write, loses one on
+// read. Flags live in Status: (R seen, O old) and X-Status: (A answered,
+// F flagged, T draft, D deleted); kFlagForwarded has no mbox form.
+//
+// mboxdir: a directory holding one mbox file per folder. What readpst
+// (libpst 0.6) actually writes, checked on the shared sample PST/OST files:
+//   readpst -o DIR x.pst      flat: "Inbox.mbox", "Sent Items.mbox", ... (every
+//                             folder, nested ones too, at the top level;
+//                             appointments in "X.calendar", contacts in
+//                             "X.contacts": not mbox, ignored)
+//   readpst -r [-D] -o DIR    recursive: "<Root>/Inbox/mbox",
+//                             "<Root>/Inbox/Projects/mbox" (a file named "mbox"
+//                             inside each folder's directory; "calendar",
+//                             "contacts", "journal" beside it, ignored)
+//   readpst -u                as -r plus ".type" and ".size" files (ignored)
+// This backend reads both: a file "P/N.mbox" is folder "P/N", a file "P/mbox"
+// is folder "P" (so a top-level "mbox" file is the root folder). Both may
+// exist for one folder; they are read in path order. The sink writes folder
+// "A/B" to "A/B.mbox" (root: "mbox") unless a file for that folder already
+// exists, which it then appends to. Folder name components are escaped as %XX
+// for '%', '/', control bytes and a leading '.', so "..", "." and hidden names
+// cannot escape or hide; reading decodes %XX.
 #pragma once
 
 #include <memory>
@@ -42,9 +68,32 @@ std::pair<std::string, std::string> StatusValues(MessageFlags flags);
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path);
 Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const SinkOptions& opts);
 
-// `dir` holds one mbox per folder: "Inbox.mbox", "Inbox/Projects.mbox" (readpst's
-// layout); a top-level "mbox" file, if any, is the root folder.
+// An mbox source whose messages and folder carry `folder` instead of "" (mboxdir
+// uses one per file).
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path, std::string folder);
+
+// The mbox sink with its Flush() split in two, so that mboxdir can make several
+// files durable together or roll all of them back.
+class FileSink : public MailboxSink {
+ public:
+  // Writes and fsyncs the staged data. On failure the file is already
+  // truncated back to the last good length.
+  virtual Status Prepare() = 0;
+  // Makes the Prepare()d data the new last good state.
+  virtual void Commit() = 0;
+  // Rollback() (inherited) also undoes a Prepare() not yet committed.
+};
+Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const SinkOptions& opts);
+
+// `dir` holds one mbox per folder: "Inbox.mbox", "Inbox/Projects.mbox", or
+// readpst -r's "Inbox/mbox"; a top-level "mbox" file, if any, is the root folder.
 Result<std::unique_ptr<MailboxSource>> OpenDirSource(const std::string& dir);
 Result<std::unique_ptr<MailboxSink>> OpenDirSink(const std::string& dir, const SinkOptions& opts);
+
+// Folder path <-> mbox file path relative to the mboxdir ("" <-> "mbox",
+// "A/B" <-> "A/B.mbox"), escaping each component (see above).
+std::string FolderToFile(std::string_view folder);
+std::string EscapeComponent(std::string_view component);
+std::string UnescapeComponent(std::string_view name);
 
 }  // namespace mbx::mbox
