@@ -15,7 +15,9 @@ set -euo pipefail
 kind=$1 path=$2 manifest=$3
 
 # Emits one line per message: its X-Mbxgen-Id (without <>, blanks, CR) or "-".
-# Only the header block is read; the header name is matched case-insensitively.
+# The header block is read; only a message without the field there is read on
+# (mbxgen's "no headers" messages carry the id as a body line). The field name
+# is matched case-insensitively.
 scan_headers='
   function emit() { if (open) print (id == "" ? "-" : id); open = 0 }
   function field(line) {
@@ -29,19 +31,17 @@ case $kind in
     # nested layouts alike); Dovecot index files live outside cur/ and new/.
     find "$path" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -print0 |
       xargs -0 -r awk "$scan_headers"'
-        FNR == 1 { emit(); open = 1; id = ""; inhdr = 1 }
-        inhdr && /^\r?$/ { inhdr = 0; emit(); nextfile }
-        inhdr && tolower(substr($0, 1, 12)) == "x-mbxgen-id:" { id = field($0); emit(); nextfile }
+        FNR == 1 { emit(); open = 1; id = "" }
+        tolower(substr($0, 1, 12)) == "x-mbxgen-id:" { id = field($0); emit(); nextfile }
         END { emit() }'
     ;;
   mbox)
     # A From_ line starts a message at the start of the file or after an empty line.
     awk "$scan_headers"'
       BEGIN { blank = 1 }
-      /^From / && blank { emit(); open = 1; id = ""; inhdr = 1; blank = 0; next }
+      /^From / && blank { emit(); open = 1; id = ""; blank = 0; next }
       { blank = ($0 ~ /^\r?$/) }
-      inhdr && blank { inhdr = 0; next }
-      inhdr && tolower(substr($0, 1, 12)) == "x-mbxgen-id:" && id == "" { id = field($0) }
+      id == "" && tolower(substr($0, 1, 12)) == "x-mbxgen-id:" { id = field($0) }
       END { emit() }' "$path"
     ;;
   *)

@@ -176,6 +176,7 @@ timed() {
   local label=$1 round=$2
   shift 2
   local tf=$WORK/logs/time.txt status=ok
+  sync  # no tool pays for the previous one's dirty pages (mbxmerge uses syncfs)
   if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$WORK/logs/$label.$round.out" 2>"$WORK/logs/$label.$round.err"; then
     status=failed
     log "$label round $round FAILED (see $WORK/logs/$label.$round.err):"
@@ -200,30 +201,34 @@ check() {
   CHECK[$label]=$result
 }
 
+JOBS2_LABEL=mbxmerge-j2
+[[ $(nproc) == 2 ]] && JOBS2_LABEL=mbxmerge
+
 fresh_maildir() { rm -rf "$1" && mkdir -p "$1"/{cur,new,tmp}; }
 
 run_a() {  # round
   local r=$1
-  # (a) and (c): two mboxes into a new Maildir.
+  # (a) and (c): two mboxes into a new Maildir. mbxmerge's default --jobs is
+  # the number of hardware threads: on 2 CPUs that run is also (c)'s --jobs 2.
   rm -rf "$MAILDIR_A"
   timed mbxmerge "$r" "$MBXMERGE" merge --from "$A_MBOX" --from "$B_MBOX" --into "maildir:$MAILDIR_A" \
     --report "$WORK/logs/mbxmerge-a.$r.json" --quiet
   check mbxmerge "$r" maildir "$MAILDIR_A" "$MAN_A"
+  # The warm-up round runs mbxmerge only: the inputs are in the page cache by
+  # now, and the fork- and fsync-bound tools' runs take minutes each.
+  ((r == 0)) && return
   for j in 1 2; do
+    [[ $j == 2 && $JOBS2_LABEL == mbxmerge ]] && continue
     rm -rf "$MAILDIR_A"
     timed "mbxmerge-j$j" "$r" "$MBXMERGE" merge --from "$A_MBOX" --from "$B_MBOX" --into "maildir:$MAILDIR_A" \
       --jobs "$j" --report "$WORK/logs/mbxmerge-a-j$j.$r.json" --quiet
     check "mbxmerge-j$j" "$r" maildir "$MAILDIR_A" "$MAN_A"
   done
-  rm -f "$WORK/a/idcache" "$WORK/a/formail.mbox"
+  rm -rf "$MAILDIR_A" "$WORK/a/idcache" "$WORK/a/formail.mbox"
   timed formail-mbox "$r" bash "$WORK/cmds/formail-mbox.sh"
   check formail-mbox "$r" mbox "$WORK/a/formail.mbox" "$MAN_A"
-  rm -f "$WORK/a/formail.mbox"
-  # The fork- and fsync-bound tools skip the warm-up round: the page cache
-  # already holds their input, and a run of theirs takes minutes.
-  ((r == 0)) && return
+  rm -f "$WORK/a/formail.mbox" "$WORK/a/idcache"
   fresh_maildir "$MAILDIR_A"
-  rm -f "$WORK/a/idcache"
   timed formail-sh "$r" bash "$WORK/cmds/formail-sh.sh"
   check formail-sh "$r" maildir "$MAILDIR_A" "$SAMPLE_MAN"
   fresh_maildir "$MAILDIR_A"
@@ -308,12 +313,20 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "" && b != "" && a + 0 >= b 
 
 r_m=$(rate mbxmerge "$MSGS_A") r_fsh=$(rate formail-sh "$MSGS_S") r_fmb=$(rate formail-mbox "$MSGS_A")
 r_md=$(rate mdeliver "$MSGS_A") r_mb=$(rate mbxmerge-b "$MSGS_B") r_dv=$(rate dovecot "$MSGS_B")
-r_j1=$(rate mbxmerge-j1 "$MSGS_A") r_j2=$(rate mbxmerge-j2 "$MSGS_A")
+r_j1=$(rate mbxmerge-j1 "$MSGS_A") r_j2=$(rate "$JOBS2_LABEL" "$MSGS_A")
 x_fsh=$(div "$r_m" "$r_fsh") x_fmb=$(div "$r_m" "$r_fmb") x_md=$(div "$r_m" "$r_md") x_dv=$(div "$r_mb" "$r_dv")
 v_a1=$(verdict "$(fmt "$x_fsh" %.1f)x formail's per-message Maildir delivery" "$(ge "$x_fsh" 10)")
 
 v_a2=$(verdict "$(fmt "$x_md" %.2f)x mdeliver's throughput" "$(awk -v x="$x_md" 'BEGIN { print (x != "" && x > 1) ? "true" : "false" }')")
 v_b=$(verdict "mbxmerge takes $(fmt "$(div "$r_dv" "$r_mb")" %.2f)x Dovecot's time" "$(ge "$x_dv" "$(div 1 1.5)")")
+mbx_report() {  # report.json: mbxmerge's own totals, for a cross-check with the count
+  if command -v jq >/dev/null && [[ -f $1 ]]; then
+    jq -r '"read \(.totals.read), written \(.totals.written), duplicates skipped \(.totals.duplicates_skipped), failed \(.totals.failed), existing in target \(.existing_messages_in_target), jobs \(.jobs), exit status \(.exit_status)"' "$1" 2>/dev/null || echo "unreadable"
+  else
+    echo "n/a"
+  fi
+}
+rep_a=$(mbx_report "$WORK/logs/mbxmerge-a.$ROUNDS.json") rep_b=$(mbx_report "$WORK/logs/mbxmerge-b.$ROUNDS.json")
 mbx_exact_a=$([[ ${CHECK[mbxmerge]:-} == "$IDS_A $IDS_A 0 0 0 0" ]] && echo yes || echo NO)
 mbx_exact_b=$([[ ${CHECK[mbxmerge-b]:-} == "$IDS_B $IDS_B 0 0 0 0" ]] && echo yes || echo NO)
 
@@ -343,10 +356,11 @@ Reproduce with \`make bench\` or \`benchmarks/run.sh\`
   (mbox pair for (a), Maildir pair for (b)). Every message carries \`X-Mbxgen-Id\`;
   duplicates share it (with different trace headers); the manifest lists each distinct id once.
 - Page cache cannot be dropped in a container, so every input is warm instead: a
-  warm-up round, not counted, reads every input file and runs mbxmerge, formail -D
-  into an mbox and Dovecot once (the fork- and fsync-bound runs, formail's
-  per-message delivery and mdeliver, are not repeated there: their input is in
-  the page cache already). Then $ROUNDS measured rounds, tools side by side in each round.
+  warm-up round, not counted, reads every input file and runs mbxmerge ((a) and (b))
+  and Dovecot once (the others' runs are not repeated there: their input is in
+  the page cache already, and the fork- and fsync-bound ones take minutes).
+  Then $ROUNDS measured rounds, tools side by side in each round. \`sync\` runs
+  (untimed) before every timed command, so none pays for another's dirty pages.
   Figures are medians over the measured rounds. Seconds and peak RSS come from
   \`/usr/bin/time -f '%e %M'\` around the whole command (a pipeline counts as its largest process).
 - MB/s and messages/s are input bytes (MiB) and input messages over the median wall time:
@@ -380,7 +394,8 @@ $(row mdeliver "\`cat a.mbox b.mbox \| mdeliver -M OUT\` (mblaze)" "$BYTES_A" "$
 - Targets: throughput >= 10x formail's (its Maildir delivery): $v_a1
   (for reference: $(fmt "$x_fmb" %.2f)x the throughput of formail -D into one mbox, which delivers nothing).
   Faster than mdeliver: $v_a2.
-  mbxmerge's output holds every manifest id exactly once: **$mbx_exact_a**.
+  mbxmerge's output holds every manifest id exactly once: **$mbx_exact_a**
+  (its own report, last round: $rep_a).
 
 ## (b) Maildir B merged into a copy of Maildir A
 
@@ -395,13 +410,16 @@ $(row dovecot "\`doveadm import maildir:B '' all\` + \`doveadm deduplicate -m ma
   Dovecot ran as the unprivileged user \`$DOVE_USER\` with a standalone config
   (\`-o mail_location=maildir:A\`, no auth, no SSL), both commands timed together.
 - Target: no slower than 1.5x Dovecot: $v_b.
-  mbxmerge's result holds every manifest id exactly once: **$mbx_exact_b**.
+  mbxmerge's result holds every manifest id exactly once: **$mbx_exact_b**
+  (its own report, last round: $rep_b).
+- Both tools hard-link the message files of B into A (same file system; Dovecot's
+  \`maildir_copy_with_hardlinks\` default, mbxmerge unless \`--no-hardlinks\`).
 
 ## (c) mbxmerge --jobs on (a)
 
 $(header "--jobs 2")
 $(row mbxmerge-j1 "\`mbxmerge merge ... --jobs 1\`" "$BYTES_A" "$MSGS_A" "$r_j2" "$IDS_A")
-$(row mbxmerge-j2 "\`mbxmerge merge ... --jobs 2\`" "$BYTES_A" "$MSGS_A" "$r_j2" "$IDS_A")
+$(row "$JOBS2_LABEL" "\`mbxmerge merge ... --jobs 2\`$([[ $JOBS2_LABEL == mbxmerge ]] && echo ' (the default on 2 CPUs: the run of (a))')" "$BYTES_A" "$MSGS_A" "$r_j2" "$IDS_A")
 
 Speed-up of --jobs 2 over --jobs 1: $(fmt "$(div "$r_j2" "$r_j1")" %.2fx) on $(nproc) CPUs.
 
