@@ -4,12 +4,19 @@
 #include "formats/eml/eml.h"
 #include "formats/maildir/maildir.h"
 #include "formats/mbox/mbox.h"
+#include "formats/pst/pst.h"
 
 namespace mbx {
 namespace {
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool HasPstSuffix(std::string_view path) {
+  std::string lower(path.size() >= 4 ? path.substr(path.size() - 4) : path);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return lower == ".pst" || lower == ".ost";
 }
 
 }  // namespace
@@ -20,6 +27,7 @@ std::string_view FormatName(FormatKind kind) {
     case FormatKind::kMaildir: return "maildir";
     case FormatKind::kEml: return "eml";
     case FormatKind::kMboxDir: return "mboxdir";
+    case FormatKind::kPst: return "pst";
   }
   return "?";
 }
@@ -32,6 +40,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
       {"maildir:", FormatKind::kMaildir},
       {"eml:", FormatKind::kEml},
       {"mboxdir:", FormatKind::kMboxDir},
+      {"pst:", FormatKind::kPst},
   };
   if (spec.empty()) return Status::InvalidArgument("empty mailbox location");
   Location loc;
@@ -50,9 +59,10 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
   loc.exists = fs::Exists(loc.path);
 
   if (typed) {
-    bool want_file = loc.kind == FormatKind::kMbox;
+    bool want_file = loc.kind == FormatKind::kMbox || loc.kind == FormatKind::kPst;
     if (loc.exists && want_file && !fs::IsFile(loc.path)) {
-      return Status::InvalidArgument("'" + loc.path + "' is not a file, but mbox: names one mbox file");
+      return Status::InvalidArgument("'" + loc.path + "' is not a file, but " + std::string(FormatName(loc.kind)) +
+                                     ": names one file");
     }
     if (loc.exists && !want_file && !fs::IsDir(loc.path)) {
       return Status::InvalidArgument("'" + loc.path + "' is not a directory, but " +
@@ -60,12 +70,14 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     }
   } else if (loc.exists) {
     if (fs::IsFile(loc.path)) {
-      loc.kind = FormatKind::kMbox;
+      loc.kind = pst::HasPstMagic(loc.path) || HasPstSuffix(loc.path) ? FormatKind::kPst : FormatKind::kMbox;
     } else if (fs::IsDir(loc.path)) {
       loc.kind = maildir::IsMaildir(loc.path) ? FormatKind::kMaildir : FormatKind::kEml;
     } else {
       return Status::InvalidArgument("'" + loc.path + "' is neither a file nor a directory");
     }
+  } else if (HasPstSuffix(loc.path)) {
+    loc.kind = FormatKind::kPst;
   } else if (EndsWith(loc.path, ".mbox") || EndsWith(loc.path, ".mbx")) {
     loc.kind = FormatKind::kMbox;
   } else {
@@ -83,6 +95,7 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc) {
     case FormatKind::kMboxDir: return mbox::OpenDirSource(loc.path);
     case FormatKind::kMaildir: return maildir::OpenSource(loc.path);
     case FormatKind::kEml: return eml::OpenSource(loc.path);
+    case FormatKind::kPst: return pst::OpenSource(loc.path);
   }
   return Status::Unsupported("unknown mailbox format");
 }
@@ -93,6 +106,8 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOpt
     case FormatKind::kMboxDir: return mbox::OpenDirSink(loc.path, opts);
     case FormatKind::kMaildir: return maildir::OpenSink(loc.path, opts);
     case FormatKind::kEml: return eml::OpenSink(loc.path, opts);
+    case FormatKind::kPst:
+      return Status::Unsupported("writing PST is not supported yet (the PST writer issue)");
   }
   return Status::Unsupported("unknown mailbox format");
 }

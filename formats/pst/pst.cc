@@ -1,0 +1,610 @@
+#include "formats/pst/pst.h"
+
+#include <libpff.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "formats/pst/mapi.h"
+#include "formats/pst/mapi_to_mime.h"
+
+namespace mbx::pst {
+namespace {
+
+// Owns a libpff_error_t; Out() hands libpff a fresh slot.
+class Error {
+ public:
+  Error() = default;
+  Error(const Error&) = delete;
+  Error& operator=(const Error&) = delete;
+  ~Error() { Clear(); }
+  libpff_error_t** Out() {
+    Clear();
+    return &e_;
+  }
+  // The first line of libpff's message ("" when there is none).
+  std::string Text() const {
+    if (e_ == nullptr) return "";
+    char buf[1024] = {};
+    libpff_error_sprint(e_, buf, sizeof buf);
+    std::string s(buf);
+    size_t nl = s.find('\n');
+    if (nl != std::string::npos) s.resize(nl);
+    while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+
+ private:
+  void Clear() {
+    if (e_ != nullptr) libpff_error_free(&e_);
+  }
+  libpff_error_t* e_ = nullptr;
+};
+
+struct ItemDeleter {
+  void operator()(libpff_item_t* p) const { libpff_item_free(&p, nullptr); }
+};
+using Item = std::unique_ptr<libpff_item_t, ItemDeleter>;
+
+struct RecordSetDeleter {
+  void operator()(libpff_record_set_t* p) const { libpff_record_set_free(&p, nullptr); }
+};
+struct RecordEntryDeleter {
+  void operator()(libpff_record_entry_t* p) const { libpff_record_entry_free(&p, nullptr); }
+};
+struct MultiValueDeleter {
+  void operator()(libpff_multi_value_t* p) const { libpff_multi_value_free(&p, nullptr); }
+};
+
+std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// Copies one record set (a property bag) out of libpff. Entries libpff cannot
+// read are left out; they never fail the object.
+PropertyBag ReadRecordSet(libpff_record_set_t* set) {
+  PropertyBag bag;
+  Error err;
+  int n = 0;
+  if (libpff_record_set_get_number_of_entries(set, &n, err.Out()) != 1) return bag;
+  for (int i = 0; i < n; ++i) {
+    libpff_record_entry_t* raw = nullptr;
+    if (libpff_record_set_get_entry_by_index(set, i, &raw, err.Out()) != 1 || raw == nullptr)
+      continue;
+    std::unique_ptr<libpff_record_entry_t, RecordEntryDeleter> entry(raw);
+    uint32_t entry_type = 0;
+    uint32_t value_type = 0;
+    if (libpff_record_entry_get_entry_type(raw, &entry_type, err.Out()) != 1) continue;
+    if (libpff_record_entry_get_value_type(raw, &value_type, err.Out()) != 1) continue;
+    if (entry_type > 0xffff || value_type > 0xffff) continue;
+    uint16_t id = static_cast<uint16_t>(entry_type);
+    // Attachment contents are read through the attachment API, once.
+    if (id == kPidAttachDataBin) continue;
+    PropValue v;
+    v.type = static_cast<uint16_t>(value_type);
+    if (v.type == kPtString8 || v.type == kPtUnicode) {
+      size_t size = 0;
+      if (libpff_record_entry_get_data_as_utf8_string_size(raw, &size, err.Out()) != 1) continue;
+      std::string s(size, '\0');
+      if (size > 0 && libpff_record_entry_get_data_as_utf8_string(
+                          raw, reinterpret_cast<uint8_t*>(s.data()), size, err.Out()) != 1) {
+        continue;
+      }
+      while (!s.empty() && s.back() == '\0') s.pop_back();
+      v.data = std::move(s);
+    } else if (v.type == kPtMvBinary) {
+      libpff_multi_value_t* mv_raw = nullptr;
+      if (libpff_record_entry_get_multi_value(raw, &mv_raw, err.Out()) != 1 || mv_raw == nullptr)
+        continue;
+      std::unique_ptr<libpff_multi_value_t, MultiValueDeleter> mv(mv_raw);
+      int count = 0;
+      if (libpff_multi_value_get_number_of_values(mv_raw, &count, err.Out()) != 1) continue;
+      for (int k = 0; k < count; ++k) {
+        size_t size = 0;
+        std::string b;
+        if (libpff_multi_value_get_value_binary_data_size(mv_raw, k, &size, err.Out()) == 1 &&
+            size > 0) {
+          b.resize(size);
+          if (libpff_multi_value_get_value_binary_data(
+                  mv_raw, k, reinterpret_cast<uint8_t*>(b.data()), size, err.Out()) != 1) {
+            b.clear();
+          }
+        }
+        v.values.push_back(std::move(b));
+      }
+    } else {
+      size_t size = 0;
+      if (libpff_record_entry_get_data_size(raw, &size, err.Out()) != 1) continue;
+      v.data.resize(size);
+      if (size > 0 && libpff_record_entry_get_data(raw, reinterpret_cast<uint8_t*>(v.data.data()),
+                                                   size, err.Out()) != 1) {
+        continue;
+      }
+    }
+    bag.Set(id, std::move(v));
+  }
+  return bag;
+}
+
+// The properties of record set `index` of `item` (0: the object's own).
+Result<PropertyBag> ReadProps(libpff_item_t* item, int index) {
+  Error err;
+  libpff_record_set_t* raw = nullptr;
+  if (libpff_item_get_record_set_by_index(item, index, &raw, err.Out()) != 1 || raw == nullptr) {
+    return Status::Corruption("cannot read its properties: " + err.Text());
+  }
+  std::unique_ptr<libpff_record_set_t, RecordSetDeleter> set(raw);
+  return ReadRecordSet(raw);
+}
+
+uint32_t ItemId(libpff_item_t* item) {
+  Error err;
+  uint32_t id = 0;
+  libpff_item_get_identifier(item, &id, err.Out());
+  return id;
+}
+
+constexpr int kMaxEmbeddingDepth = 16;
+
+// Copies a message with its recipients and attachments (embedded messages
+// recursively) out of libpff.
+Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
+  MapiMessage m;
+  MBX_ASSIGN_OR_RETURN(m.props, ReadProps(item, 0));
+  Error err;
+
+  libpff_item_t* rec_raw = nullptr;
+  int r = libpff_message_get_recipients(item, &rec_raw, err.Out());
+  if (r == -1) return Status::Corruption("cannot read its recipient table: " + err.Text());
+  if (r == 1 && rec_raw != nullptr) {
+    Item recipients(rec_raw);
+    int sets = 0;
+    if (libpff_item_get_number_of_record_sets(rec_raw, &sets, err.Out()) != 1) {
+      return Status::Corruption("cannot read its recipient table: " + err.Text());
+    }
+    for (int i = 0; i < sets; ++i) {
+      MBX_ASSIGN_OR_RETURN(PropertyBag bag, ReadProps(rec_raw, i));
+      m.recipients.push_back(std::move(bag));
+    }
+  }
+
+  int count = 0;
+  if (libpff_message_get_number_of_attachments(item, &count, err.Out()) != 1) {
+    return Status::Corruption("cannot read its attachment table: " + err.Text());
+  }
+  for (int i = 0; i < count; ++i) {
+    std::string which = "attachment " + std::to_string(i + 1);
+    libpff_item_t* att_raw = nullptr;
+    if (libpff_message_get_attachment(item, i, &att_raw, err.Out()) != 1 || att_raw == nullptr) {
+      return Status::Corruption("cannot read " + which + ": " + err.Text());
+    }
+    Item att(att_raw);
+    MapiAttachment a;
+    auto props = ReadProps(att_raw, 0);
+    if (!props.ok()) return props.status().WithContext(which);
+    a.props = std::move(props).value();
+    int type = 0;
+    if (libpff_attachment_get_type(att_raw, &type, err.Out()) != 1) {
+      return Status::Corruption("cannot read the type of " + which + ": " + err.Text());
+    }
+    if (type == LIBPFF_ATTACHMENT_TYPE_DATA) {
+      size64_t size = 0;
+      if (libpff_attachment_get_data_size(att_raw, &size, err.Out()) != 1) {
+        return Status::Corruption("cannot read the size of " + which + ": " + err.Text());
+      }
+      a.data.resize(size);
+      size_t done = 0;
+      while (done < a.data.size()) {
+        ssize_t got = libpff_attachment_data_read_buffer(
+            att_raw, reinterpret_cast<uint8_t*>(a.data.data() + done), a.data.size() - done,
+            err.Out());
+        if (got <= 0)
+          return Status::Corruption("cannot read the data of " + which + ": " + err.Text());
+        done += static_cast<size_t>(got);
+      }
+    } else if (type == LIBPFF_ATTACHMENT_TYPE_ITEM) {
+      if (depth >= kMaxEmbeddingDepth)
+        return Status::Corruption("embedded messages nested too deeply");
+      libpff_item_t* sub_raw = nullptr;
+      if (libpff_attachment_get_item(att_raw, &sub_raw, err.Out()) != 1 || sub_raw == nullptr) {
+        return Status::Corruption("cannot read the embedded message of " + which + ": " +
+                                  err.Text());
+      }
+      Item sub(sub_raw);
+      auto embedded = ReadMessage(sub_raw, depth + 1);
+      if (!embedded.ok()) return embedded.status().WithContext("embedded message in " + which);
+      a.embedded = std::make_unique<MapiMessage>(std::move(embedded).value());
+    }
+    m.attachments.push_back(std::move(a));
+  }
+  return m;
+}
+
+class MapiNative : public NativeMessage {
+ public:
+  explicit MapiNative(MapiMessage m) : m_(std::move(m)) {}
+  std::string_view Kind() const override { return "mapi"; }
+  Result<std::string> ToMime() const override { return RenderMime(m_); }
+
+ private:
+  MapiMessage m_;
+};
+
+std::string FolderName(libpff_item_t* folder) {
+  Error err;
+  size_t size = 0;
+  if (libpff_folder_get_utf8_name_size(folder, &size, err.Out()) != 1 || size == 0) return "";
+  std::string s(size, '\0');
+  if (libpff_folder_get_utf8_name(folder, reinterpret_cast<uint8_t*>(s.data()), size, err.Out()) !=
+      1)
+    return "";
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+// A folder name as one path component: no '/', no control bytes, not empty.
+std::string Component(std::string name) {
+  for (char& c : name) {
+    if (c == '/' || (static_cast<unsigned char>(c) < 32)) c = '_';
+  }
+  if (name.empty() || name == "." || name == "..") name = "_" + name + "_";
+  return name;
+}
+
+// The node id an entry ID names: its last four bytes ([MS-PST] 2.4.3.3).
+std::optional<uint32_t> EntryIdNid(std::string_view eid) {
+  if (eid.size() < 24) return std::nullopt;
+  const auto* p = reinterpret_cast<const unsigned char*>(eid.data() + eid.size() - 4);
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+enum class Role { kNone, kInbox, kSent, kTrash, kDrafts, kJunk };
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+Role RoleByName(std::string_view name) {
+  std::string n = Lower(name);
+  static constexpr std::pair<std::string_view, Role> kNames[] = {
+      {"inbox", Role::kInbox},
+      {"posteingang", Role::kInbox},
+      {"boîte de réception", Role::kInbox},
+      {"bandeja de entrada", Role::kInbox},
+      {"posta in arrivo", Role::kInbox},
+      {"postvak in", Role::kInbox},
+      {"inkorgen", Role::kInbox},
+      {"caixa de entrada", Role::kInbox},
+      {"sent items", Role::kSent},
+      {"sent", Role::kSent},
+      {"sent mail", Role::kSent},
+      {"deleted items", Role::kTrash},
+      {"trash", Role::kTrash},
+      {"drafts", Role::kDrafts},
+      {"junk e-mail", Role::kJunk},
+      {"junk email", Role::kJunk},
+      {"junk", Role::kJunk},
+      {"spam", Role::kJunk},
+  };
+  for (const auto& [k, r] : kNames) {
+    if (k == n) return r;
+  }
+  return Role::kNone;
+}
+
+std::string_view RolePath(Role r) {
+  switch (r) {
+    case Role::kInbox:
+      return "";
+    case Role::kSent:
+      return "Sent";
+    case Role::kTrash:
+      return "Trash";
+    case Role::kDrafts:
+      return "Drafts";
+    case Role::kJunk:
+      return "Junk";
+    case Role::kNone:
+      break;
+  }
+  return "";
+}
+
+struct FolderEntry {
+  std::string path;
+  std::shared_ptr<libpff_item_t> item;
+  uint32_t id = 0;
+  int messages = 0;
+};
+
+class PstSource : public MailboxSource {
+ public:
+  PstSource(std::string path, libpff_file_t* file) : path_(std::move(path)), file_(file) {}
+  ~PstSource() override {
+    folders_.clear();
+    if (file_ != nullptr) {
+      libpff_file_close(file_, nullptr);
+      libpff_file_free(&file_, nullptr);
+    }
+  }
+
+  std::string Describe() const override { return "pst:" + path_; }
+
+  Status Load() {
+    Error err;
+    libpff_item_t* root_raw = nullptr;
+    if (libpff_file_get_root_folder(file_, &root_raw, err.Out()) != 1 || root_raw == nullptr) {
+      return Status::Corruption("pst " + Quoted(path_) +
+                                ": cannot read the root folder: " + err.Text());
+    }
+    std::shared_ptr<libpff_item_t> root(root_raw, ItemDeleter());
+
+    // Role entry IDs: Sent Items and Deleted Items on the message store;
+    // Drafts and Junk on the root folder (and the Inbox, which we cannot name
+    // by entry ID through libpff, so it is found by name).
+    std::optional<uint32_t> ipm_nid;
+    libpff_item_t* store_raw = nullptr;
+    if (libpff_file_get_message_store(file_, &store_raw, err.Out()) == 1 && store_raw != nullptr) {
+      Item store(store_raw);
+      auto props = ReadProps(store_raw, 0);
+      if (props.ok()) {
+        if (auto b = props->Bytes(0x35e0)) ipm_nid = EntryIdNid(*b);
+        if (auto b = props->Bytes(0x35e3)) AddRole(EntryIdNid(*b), Role::kTrash);
+        if (auto b = props->Bytes(0x35e4)) AddRole(EntryIdNid(*b), Role::kSent);
+      }
+    }
+    CollectRoleIds(root.get());
+
+    std::shared_ptr<libpff_item_t> ipm = ipm_nid ? FindFolder(root, *ipm_nid, 0) : nullptr;
+    if (!ipm) ipm = FindByName(root, 0);
+    if (!ipm) ipm = root;
+    CollectRoleIds(ipm.get());
+
+    // The root comes first: the Inbox's messages, and any in the top folder itself.
+    int own = Count(ipm.get());
+    if (own > 0) folders_.push_back(FolderEntry{"", ipm, ItemId(ipm.get()), own});
+    std::vector<std::pair<std::shared_ptr<libpff_item_t>, Role>> kids;
+    for (auto& child : SubFolders(ipm.get())) {
+      uint32_t id = ItemId(child.get());
+      Role role = Role::kNone;
+      auto it = std::find_if(role_ids_.begin(), role_ids_.end(),
+                             [&](const auto& p) { return p.first == id; });
+      if (it != role_ids_.end()) role = it->second;
+      if (role == Role::kNone) role = RoleByName(FolderName(child.get()));
+      kids.emplace_back(child, role);
+    }
+    // Only one folder may take each role (the first, by entry ID before name).
+    std::vector<Role> taken;
+    for (auto& [child, role] : kids) {
+      if (role != Role::kNone && std::find(taken.begin(), taken.end(), role) != taken.end())
+        role = Role::kNone;
+      if (role != Role::kNone) taken.push_back(role);
+    }
+    for (auto& [child, role] : kids) {
+      if (role == Role::kInbox) {
+        folders_.push_back(FolderEntry{"", child, ItemId(child.get()), Count(child.get())});
+      }
+    }
+    for (auto& [child, role] : kids) {
+      if (IsSearchFolder(child.get())) continue;
+      if (role == Role::kInbox) {
+        for (auto& sub : SubFolders(child.get())) Walk(sub, "INBOX/");
+      } else if (role != Role::kNone) {
+        AddFolder(child, std::string(RolePath(role)));
+      } else {
+        Walk(child, "");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<FolderInfo>> ListFolders() override {
+    std::vector<FolderInfo> out;
+    out.push_back(FolderInfo{"", 0, 0});
+    for (const FolderEntry& f : folders_) {
+      FolderInfo* info = nullptr;
+      for (FolderInfo& o : out) {
+        if (o.path == f.path) info = &o;
+      }
+      if (info == nullptr) {
+        out.push_back(FolderInfo{f.path, 0, 0});
+        info = &out.back();
+      }
+      info->messages += static_cast<uint64_t>(f.messages);
+      info->bytes += FolderBytes(f);
+    }
+    return out;
+  }
+
+  Result<bool> Next(Message* out) override {
+    while (folder_ < folders_.size()) {
+      const FolderEntry& f = folders_[folder_];
+      if (!WantFolder(f.path) || message_ >= f.messages) {
+        ++folder_;
+        message_ = 0;
+        continue;
+      }
+      int index = message_++;
+      *out = Message();
+      out->folder = f.path;
+      std::string where = "pst " + Quoted(path_) + " folder " + Quoted(DisplayPath(f)) + " ";
+      Error err;
+      libpff_item_t* raw = nullptr;
+      if (libpff_folder_get_sub_message(f.item.get(), index, &raw, err.Out()) != 1 ||
+          raw == nullptr) {
+        out->origin = where + "message #" + std::to_string(index + 1);
+        out->read_error =
+            Status::Corruption(out->origin + ": libpff cannot open it: " + err.Text());
+        return true;
+      }
+      Item item(raw);
+      uint32_t id = ItemId(raw);
+      out->origin = where + "message " + std::to_string(id);
+      auto m = ReadMessage(raw, 0);
+      if (!m.ok()) {
+        out->read_error = m.status().WithContext(out->origin);
+        return true;
+      }
+      const PropertyBag& p = m->props;
+      uint32_t mflags = static_cast<uint32_t>(p.Int(kPidMessageFlags).value_or(0));
+      if (mflags & kMsgFlagRead) out->flags |= kFlagSeen | kFlagOld;
+      if (mflags & kMsgFlagUnsent) out->flags |= kFlagDraft;
+      if (p.Int(kPidFlagStatus).value_or(0) == 2) out->flags |= kFlagFlagged;
+      int64_t verb = p.Int(0x1081).value_or(0);  // PR_LAST_VERB_EXECUTED
+      if (verb == 102 || verb == 103) out->flags |= kFlagAnswered;
+      if (verb == 104) out->flags |= kFlagForwarded;
+      out->container_delivered = p.UnixTime(kPidDeliveryTime).value_or(0);
+      out->container_modified = p.UnixTime(kPidLastModificationTime).value_or(0);
+      out->native = std::make_shared<MapiNative>(std::move(m).value());
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  void AddRole(std::optional<uint32_t> nid, Role r) {
+    if (nid) role_ids_.emplace_back(*nid, r);
+  }
+
+  void CollectRoleIds(libpff_item_t* folder) {
+    auto props = ReadProps(folder, 0);
+    if (!props.ok()) return;
+    if (auto b = props->Bytes(0x36d7))
+      AddRole(EntryIdNid(*b), Role::kDrafts);        // PR_IPM_DRAFTS_ENTRYID
+    if (const PropValue* v = props->Find(0x36d8)) {  // PR_ADDITIONAL_REN_ENTRYIDS
+      if (v->values.size() > 4) AddRole(EntryIdNid(v->values[4]), Role::kJunk);
+    }
+  }
+
+  std::vector<std::shared_ptr<libpff_item_t>> SubFolders(libpff_item_t* folder) {
+    std::vector<std::shared_ptr<libpff_item_t>> out;
+    Error err;
+    int n = 0;
+    if (libpff_folder_get_number_of_sub_folders(folder, &n, err.Out()) != 1) return out;
+    for (int i = 0; i < n; ++i) {
+      libpff_item_t* raw = nullptr;
+      if (libpff_folder_get_sub_folder(folder, i, &raw, err.Out()) == 1 && raw != nullptr) {
+        out.emplace_back(raw, ItemDeleter());
+      }
+    }
+    return out;
+  }
+
+  static int Count(libpff_item_t* folder) {
+    Error err;
+    int n = 0;
+    if (libpff_folder_get_number_of_sub_messages(folder, &n, err.Out()) != 1) return 0;
+    return n;
+  }
+
+  static bool IsSearchFolder(libpff_item_t* folder) {
+    auto props = ReadProps(folder, 0);
+    return props.ok() && props->Int(0x3601).value_or(1) == 2;  // PR_FOLDER_TYPE == FOLDER_SEARCH
+  }
+
+  std::shared_ptr<libpff_item_t> FindFolder(const std::shared_ptr<libpff_item_t>& f, uint32_t nid,
+                                            int depth) {
+    if (ItemId(f.get()) == nid) return f;
+    if (depth > 3) return nullptr;
+    for (auto& c : SubFolders(f.get())) {
+      if (auto hit = FindFolder(c, nid, depth + 1)) return hit;
+    }
+    return nullptr;
+  }
+
+  std::shared_ptr<libpff_item_t> FindByName(const std::shared_ptr<libpff_item_t>& f, int depth) {
+    if (depth > 2) return nullptr;
+    for (auto& c : SubFolders(f.get())) {
+      std::string n = FolderName(c.get());
+      if (n == "Top of Personal Folders" || n == "Top of Outlook data file" || n == "IPM_SUBTREE" ||
+          n == "Top of Information Store") {
+        return c;
+      }
+    }
+    for (auto& c : SubFolders(f.get())) {
+      if (FolderName(c.get()) == "Root - Mailbox") {
+        if (auto hit = FindByName(c, depth + 1)) return hit;
+      }
+    }
+    return nullptr;
+  }
+
+  void AddFolder(const std::shared_ptr<libpff_item_t>& f, const std::string& path) {
+    folders_.push_back(FolderEntry{path, f, ItemId(f.get()), Count(f.get())});
+    for (auto& sub : SubFolders(f.get())) Walk(sub, path + "/");
+  }
+
+  void Walk(const std::shared_ptr<libpff_item_t>& f, const std::string& prefix) {
+    if (IsSearchFolder(f.get())) return;
+    AddFolder(f, prefix + Component(FolderName(f.get())));
+  }
+
+  // The folder as Outlook names it, for messages ("Inbox", not "").
+  std::string DisplayPath(const FolderEntry& f) const {
+    if (!f.path.empty()) return f.path;
+    std::string n = FolderName(f.item.get());
+    return n.empty() ? "(root)" : n;
+  }
+
+  uint64_t FolderBytes(const FolderEntry& f) {
+    uint64_t total = 0;
+    Error err;
+    for (int i = 0; i < f.messages; ++i) {
+      libpff_item_t* raw = nullptr;
+      if (libpff_folder_get_sub_message(f.item.get(), i, &raw, err.Out()) != 1 || raw == nullptr)
+        continue;
+      Item item(raw);
+      uint32_t size = 0;
+      if (libpff_message_get_size(raw, &size, err.Out()) == 1) total += size;
+    }
+    return total;
+  }
+
+  std::string path_;
+  libpff_file_t* file_;
+  std::vector<FolderEntry> folders_;
+  std::vector<std::pair<uint32_t, Role>> role_ids_;
+  size_t folder_ = 0;
+  int message_ = 0;
+};
+
+}  // namespace
+
+bool HasPstMagic(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char magic[4] = {};
+  size_t n = std::fread(magic, 1, 4, f);
+  std::fclose(f);
+  return n == 4 && std::memcmp(magic, "!BDN", 4) == 0;
+}
+
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path) {
+  FILE* probe = std::fopen(path.c_str(), "rb");
+  if (probe == nullptr) return Status::FromErrno("open " + Quoted(path), errno);
+  std::fclose(probe);
+  if (!HasPstMagic(path)) {
+    return Status::InvalidArgument(
+        Quoted(path) + " is not a PST/OST file: it does not start with the signature !BDN");
+  }
+  Error err;
+  libpff_file_t* file = nullptr;
+  if (libpff_file_initialize(&file, err.Out()) != 1) {
+    return Status::IOError("pst " + Quoted(path) + ": cannot initialize libpff: " + err.Text());
+  }
+  if (libpff_file_open(file, path.c_str(), LIBPFF_OPEN_READ, err.Out()) != 1) {
+    std::string why = err.Text();
+    libpff_file_free(&file, nullptr);
+    return Status::InvalidArgument(Quoted(path) + " is not a PST/OST file libpff can open: " + why);
+  }
+  auto src = std::make_unique<PstSource>(path, file);
+  MBX_RETURN_IF_ERROR(src->Load());
+  return std::unique_ptr<MailboxSource>(std::move(src));
+}
+
+}  // namespace mbx::pst

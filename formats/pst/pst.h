@@ -1,0 +1,30 @@
+// \brief Outlook PST/OST source over libpff: folders of the information store,
+// messages copied out as MapiMessage (mapi.h) and rendered as MIME on demand.
+//
+// The root of the mailbox is the top of the information store (the IPM
+// subtree, "Top of Personal Folders"). Special folders map by role, as
+// Dovecot and imapsync's automap name them: Inbox -> "" (INBOX; its
+// subfolders -> "INBOX/Sub"), Sent Items -> "Sent", Deleted Items -> "Trash",
+// Drafts -> "Drafts", Junk E-mail -> "Junk"; roles come from the store's and
+// root folder's entry IDs, English names as a fallback. Search folders are
+// skipped. libpff is touched only from the thread calling Next() and
+// ListFolders(): every message is copied out in Next(), so its ToMime() runs
+// on any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/mailbox.h"
+#include "engine/status.h"
+
+namespace mbx::pst {
+
+// True when the file starts with the PST/OST signature "!BDN".
+bool HasPstMagic(const std::string& path);
+
+// Opens a PST or OST for reading. A file that is not a PST gives
+// InvalidArgument ("'x.pst' is not a PST/OST file: ...").
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path);
+
+}  // namespace mbx::pst
