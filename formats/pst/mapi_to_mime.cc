@@ -574,13 +574,14 @@ bool IsAsciiPrintable(std::string_view s) {
 }
 
 // Header values must stay on their line: CR, LF and other controls become spaces.
-std::string OneLine(std::string_view s) {
+std::string OneLine(std::string_view s, bool trim = true) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
     out.push_back(u < 32 || u == 127 ? ' ' : c);
   }
+  if (!trim) return out;
   size_t b = out.find_first_not_of(' ');
   if (b == std::string::npos) return "";
   size_t e = out.find_last_not_of(' ');
@@ -1024,7 +1025,7 @@ std::string SynthesizedHeaders(const MapiMessage& m) {
     AddHeader(&h, "Sender", FormatAddress(sender_name, sender_addr));
   }
   std::string subject = CleanSubject(p.StringOr(kPidSubject));
-  AddHeader(&h, "Subject", EncodeHeaderText(OneLine(subject)));
+  AddHeader(&h, "Subject", EncodeHeaderText(OneLine(subject, /*trim=*/false)));
 
   std::vector<std::string> lists[4];
   for (const PropertyBag& r : m.recipients) {
