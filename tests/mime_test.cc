@@ -111,6 +111,14 @@ TEST(FieldScanner, RawValuesWithFolding) {
                                   {"Old-Style", "v"}}));
 }
 
+TEST(FieldScanner, ObsoleteFromFieldIsNotAnEnvelope) {
+  std::string m = "From : a@b\nTo: c@d\n\nbody";
+  EXPECT_EQ(AllFields(m), (Fields{{"From", "a@b"}, {"To", "c@d"}}));
+  EXPECT_EQ(HeaderBlock(m), "From : a@b\nTo: c@d\n");
+  EXPECT_EQ(AttachmentNames("From : a@b\nContent-Type: text/plain; name=x.txt\n\nx"),
+            std::vector<std::string>{"x.txt"});
+}
+
 TEST(FieldScanner, StopsAtEmptyLine) {
   std::string m = "A: 1\n\nB: 2\n";
   EXPECT_EQ(AllFields(m), (Fields{{"A", "1"}}));
@@ -138,6 +146,37 @@ TEST(FindField, CaseInsensitiveFirstMatch) {
   EXPECT_FALSE(FindField(h, "Subj").has_value());
   EXPECT_FALSE(FindField(h, "Cc").has_value());
   EXPECT_FALSE(FindField("", "Cc").has_value());
+}
+
+// FindField has its own fast loop; it must agree with FieldScanner on every input.
+TEST(FindField, AgreesWithScanner) {
+  const std::vector<std::string> inputs = {
+      "A: 1\nB: 2\n\nC: 3\n",
+      "From x Tue Jul  1 08:52:37 2003\r\nDate : d\r\n folded\r\nSubject: s\r\n",
+      "no header\nA: 1\n",
+      "A: 1\njunk\n B: continuation of junk\nB:  two\n",
+      "From : obsolete\nA:\n\n",
+      "X-\xff: 8bit\nA: \0nul\n",
+      "A: 1\r\n\r\nB: 2",
+      "A: last-without-newline",
+      "AB: 1\nA: 2\nA",
+      "",
+  };
+  for (const auto& in : inputs) {
+    for (const char* name :
+         {"A", "a", "B", "AB", "Date", "Subject", "From", "X-\xff", "C", "", "A:"}) {
+      std::optional<std::string_view> expected;
+      FieldScanner scanner(in);
+      Field f;
+      while (scanner.Next(&f)) {
+        if (CaseFold(std::string(f.name)) == CaseFold(name)) {
+          expected = f.value;
+          break;
+        }
+      }
+      EXPECT_EQ(FindField(in, name), expected) << "input '" << in << "' name " << name;
+    }
+  }
 }
 
 TEST(FindField, ZeroCopy) {

@@ -47,11 +47,6 @@ inline bool IsEmptyLine(std::string_view line) {
   return line == "\n" || line == "\r\n" || line == "\r" || line.empty();
 }
 
-// The mbox envelope line ("From sender date"), also its quoted form.
-inline bool IsEnvelopeLine(std::string_view line) {
-  return StartsWith(line, "From ") || StartsWith(line, ">From ");
-}
-
 // If `line` starts a header field (RFC 5322 ftext name, optionally followed by white space
 // as in the obsolete syntax, then ':'), returns the colon index and sets *name_len.
 inline size_t FieldColon(std::string_view line, size_t* name_len) {
@@ -67,6 +62,14 @@ inline size_t FieldColon(std::string_view line, size_t* name_len) {
   while (i < n && IsWsp(line[i])) ++i;
   if (i >= n || line[i] != ':') return kNpos;
   return i;
+}
+
+// The mbox envelope line ("From sender date"), also its quoted form; not the obsolete
+// field syntax "From : a@b".
+inline bool IsEnvelopeLine(std::string_view line) {
+  size_t name_len;
+  return (StartsWith(line, "From ") || StartsWith(line, ">From ")) &&
+         FieldColon(line.substr(0, NextLine(line, 0)), &name_len) == kNpos;
 }
 
 // Splits `msg` into header and body. Returns the body offset; *header_end is where the
@@ -103,6 +106,17 @@ size_t SplitHeader(std::string_view msg, size_t* header_end) {
   }
   *header_end = n;
   return n;
+}
+
+// A raw field value: leading white space (also a fold right after the colon) and the
+// final line ending removed.
+inline std::string_view TrimValue(std::string_view value) {
+  size_t b = 0;
+  while (b < value.size() && IsSpace(value[b])) ++b;
+  value.remove_prefix(b);
+  if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
+  if (!value.empty() && value.back() == '\r') value.remove_suffix(1);
+  return value;
 }
 
 // --- UTF-8 ---------------------------------------------------------------------------
@@ -758,25 +772,43 @@ bool FieldScanner::Next(Field* out) {
       continue;
     }
     state_ = kInFields;
-    std::string_view value = rest_.substr(colon + 1, stop - colon - 1);
-    rest_.remove_prefix(stop);
-    size_t b = 0;
-    while (b < value.size() && IsSpace(value[b])) ++b;
-    value.remove_prefix(b);
-    if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
-    if (!value.empty() && value.back() == '\r') value.remove_suffix(1);
     out->name = line.substr(0, name_len);
-    out->value = value;
+    out->value = TrimValue(rest_.substr(colon + 1, stop - colon - 1));
+    rest_.remove_prefix(stop);
     return true;
   }
   return false;
 }
 
 std::optional<std::string_view> FindField(std::string_view headers, std::string_view name) {
-  FieldScanner scanner(headers);
-  Field f;
-  while (scanner.Next(&f)) {
-    if (EqualsIgnoreCase(f.name, name)) return f.value;
+  // Same rules as FieldScanner, but only lines starting with `name` are looked at closely:
+  // this runs several times on every message.
+  size_t name_len = 0;
+  if (name.empty() || FieldColon(name, &name_len) != kNpos || name_len != name.size()) {
+    // Not a valid field name: FieldScanner would never yield it either.
+    return std::nullopt;
+  }
+  const std::string_view h = headers;
+  const size_t n = h.size();
+  size_t pos = IsEnvelopeLine(h) ? NextLine(h, 0) : 0;
+  if (pos >= n || FieldColon(h.substr(pos, NextLine(h, pos) - pos), &name_len) == kNpos) {
+    return std::nullopt;
+  }
+  const char first = AsciiLower(name[0]);
+  while (pos < n) {
+    const char c = h[pos];
+    if (c == '\n' || (c == '\r' && (pos + 1 == n || h[pos + 1] == '\n'))) break;
+    if (AsciiLower(c) == first && n - pos > name.size() &&
+        EqualsIgnoreCase(h.substr(pos, name.size()), name)) {
+      size_t i = pos + name.size();
+      while (i < n && IsWsp(h[i])) ++i;
+      if (i < n && h[i] == ':') {
+        size_t stop = NextLine(h, pos);
+        while (stop < n && IsWsp(h[stop])) stop = NextLine(h, stop);
+        return TrimValue(h.substr(i + 1, stop - i - 1));
+      }
+    }
+    pos = NextLine(h, pos);
   }
   return std::nullopt;
 }
