@@ -19,6 +19,8 @@
 #include "engine/log.h"
 #include "engine/merge.h"
 #include "engine/progress.h"
+#include "engine/recovery/diagnose.h"
+#include "engine/recovery/recover.h"
 #include "formats/registry.h"
 
 namespace {
@@ -102,8 +104,8 @@ uint64_t EstimateBytes(const std::vector<std::unique_ptr<mbx::MailboxSource>>& s
   return total;
 }
 
-int RunMergeCommand(const MergeArgs& a) {
-  mbx::MergeOptions opt;
+// Turns the merge flags into engine options; exit status 2 on a bad flag.
+int BuildMergeOptions(const MergeArgs& a, mbx::MergeOptions& opt) {
   if (a.mode == "merge") {
     opt.mode = mbx::MergeMode::kMerge;
   } else if (a.mode == "copy") {
@@ -148,10 +150,20 @@ int RunMergeCommand(const MergeArgs& a) {
   opt.dry_run = a.dry_run;
   opt.cancel = &g_cancel;
 
+  return kExitOk;
+}
+
+int InitLogging(const MergeArgs& a) {
   auto level = mbx::log::ParseLevel(a.log_level);
   if (!level.ok()) return Fail(kExitUsage, level.status().message());
   if (Status s = mbx::log::Init(a.log_file, *level, a.quiet); !s.ok()) return Fail(kExitUsage, s.message());
+  return kExitOk;
+}
 
+int RunMergeCommand(const MergeArgs& a) {
+  mbx::MergeOptions opt;
+  if (int rc = BuildMergeOptions(a, opt); rc != kExitOk) return rc;
+  if (int rc = InitLogging(a); rc != kExitOk) return rc;
   // Sources.
   std::vector<mbx::Location> locs;
   std::vector<std::unique_ptr<mbx::MailboxSource>> sources;
@@ -270,6 +282,133 @@ int RunListCommand(const ListArgs& a) {
   return kExitOk;
 }
 
+struct StoreArgs {
+  std::string store;
+  std::string mailboxes_file, range, shard;
+  bool json = false;
+};
+
+void AddStoreFlags(CLI::App* cmd, StoreArgs& s) {
+  cmd->add_option("--store", s.store, "The store: a directory with directory.ldif and mailboxes/")->required();
+  cmd->add_option("--mailboxes", s.mailboxes_file, "Only the users named in FILE (alias or display name per line, # comments)");
+  cmd->add_option("--range", s.range, "Only users whose display name is in FROM..TO (inclusive, any case), e.g. A..M");
+  cmd->add_option("--shard", s.shard, "Only shard K of N (K/N), a stable partition by alias for N machines");
+}
+
+int OpenStore(const StoreArgs& a, mbx::recovery::Store* store, mbx::recovery::MailboxFilter* filter) {
+  auto s = mbx::recovery::Store::Open(a.store);
+  if (!s.ok()) return Fail(kExitUsage, s.status().message());
+  *store = std::move(s).value();
+  if (!a.mailboxes_file.empty()) {
+    auto names = mbx::recovery::ReadMailboxList(a.mailboxes_file);
+    if (!names.ok()) return Fail(kExitUsage, names.status().message());
+    filter->names = *names;
+  }
+  if (!a.range.empty()) {
+    auto r = mbx::recovery::ParseRange(a.range);
+    if (!r.ok()) return Fail(kExitUsage, r.status().message());
+    filter->range = *r;
+  }
+  if (!a.shard.empty()) {
+    auto r = mbx::recovery::ParseShard(a.shard);
+    if (!r.ok()) return Fail(kExitUsage, r.status().message());
+    filter->shard = *r;
+  }
+  return kExitOk;
+}
+
+int RunDiagnoseCommand(const StoreArgs& a) {
+  mbx::recovery::Store store;
+  mbx::recovery::MailboxFilter filter;
+  if (int rc = OpenStore(a, &store, &filter); rc != kExitOk) return rc;
+  auto users = mbx::recovery::SelectUsers(store, filter);
+  if (!users.ok()) return Fail(kExitUsage, users.status().message());
+  bool filtered = !filter.names.empty() || filter.range || filter.shard;
+  auto rows = mbx::recovery::Diagnose(store, /*count=*/true);
+  if (filtered) {
+    std::vector<mbx::recovery::DiagnoseRow> kept;
+    for (auto& r : rows) {
+      if (!r.user || std::find(users->begin(), users->end(), r.user) != users->end()) kept.push_back(std::move(r));
+    }
+    rows = std::move(kept);
+  }
+  std::fputs(a.json ? mbx::recovery::DiagnoseJson(rows).c_str() : mbx::recovery::DiagnoseTable(rows).c_str(),
+             stdout);
+  for (const auto& path : store.ignored()) {
+    std::fprintf(stderr, "mbxmerge: warning: ignored '%s': not named GUID.pst, GUID.ost, GUID.mbox or GUID/, or a second mailbox for one GUID\n",
+                 path.c_str());
+  }
+  return kExitOk;
+}
+
+int RunRecoverCommand(const StoreArgs& sa, const MergeArgs& ma) {
+  mbx::recovery::RecoverOptions opt;
+  if (int rc = BuildMergeOptions(ma, opt.merge); rc != kExitOk) return rc;
+  if (int rc = InitLogging(ma); rc != kExitOk) return rc;
+  mbx::recovery::Store store;
+  if (int rc = OpenStore(sa, &store, &opt.filter); rc != kExitOk) return rc;
+  opt.dry_run = ma.dry_run;
+  opt.merge.cancel = &g_cancel;
+  bool tty = !ma.quiet && ::isatty(2);
+  opt.say = [tty, quiet = ma.quiet](const std::string& line) {
+    mbx::log::Info(line);
+    if (tty && !quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  struct sigaction sigs = {};
+  sigs.sa_handler = OnSignal;
+  ::sigaction(SIGINT, &sigs, nullptr);
+  ::sigaction(SIGTERM, &sigs, nullptr);
+  auto result = mbx::recovery::Recover(store, opt);
+  if (!result.ok()) {
+    return Fail(result.status().code() == Status::Code::kBusy || result.status().code() == Status::Code::kIOError
+                    ? kExitFatal
+                    : kExitUsage,
+                result.status().message());
+  }
+  for (const auto& u : result->users) {
+    if (!u.error.empty()) mbx::log::Warn(u.alias + ": " + u.error);
+    for (const auto& f : u.merge.failures) mbx::log::Warn(u.alias + ": " + f.origin + ": " + f.reason);
+  }
+  if (!ma.quiet) std::fputs(result->Summary().c_str(), stdout);
+  if (!ma.report.empty()) {
+    if (Status s = mbx::fs::AtomicWriteFile(ma.report, result->ToJson()); !s.ok()) {
+      return Fail(kExitFatal, "writing the report: " + s.message());
+    }
+  }
+  mbx::log::Flush();
+  if (g_cancel.load()) return kExitFatal;
+  return result->ExitCode();
+}
+
+// The flags of every command that merges (merge, recover, import).
+void AddMergeFlags(CLI::App* cmd, MergeArgs& m, bool with_mode) {
+  if (with_mode) {
+    cmd->add_option("--mode", m.mode, "merge: skip duplicates (default); copy: write everything")
+        ->capture_default_str();
+  }
+  cmd->add_option("--dedupe", m.dedupe, "auto | content | message-id (lossy) | none; see README 'Duplicates'")
+      ->capture_default_str();
+  cmd->add_option("--dedupe-scope", m.dedupe_scope,
+                  "folder: a duplicate must be in the mapped target folder; mailbox: anywhere")
+      ->capture_default_str();
+  cmd->add_option("--since", m.since, "Only messages on or after DATE (YYYY-MM-DD[THH:MM:SS], UTC)");
+  cmd->add_option("--until", m.until, "Only messages on or before DATE (a bare date includes that whole day)");
+  cmd->add_option("--date-field", m.date_field, "Which date --since/--until test: sent | delivered | modified")
+      ->capture_default_str();
+  cmd->add_option("--folder", m.folders, "Only folders matching GLOB, e.g. 'Inbox/Projects*' (repeatable)");
+  cmd->add_option("--exclude-folder", m.exclude_folders, "Skip folders matching GLOB (repeatable)");
+  cmd->add_option("--subject", m.subjects, "Only messages whose subject contains TEXT, any case (repeatable: any)");
+  cmd->add_option("--attachment", m.attachments, "Only messages with an attachment named GLOB (repeatable: any)");
+  cmd->add_option("--target-folder", m.target_folder, "Put everything below this target folder");
+  cmd->add_option("--jobs,-j", m.jobs, "Worker threads (default: hardware threads)")->capture_default_str();
+  cmd->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
+  cmd->add_flag("--no-hardlinks", m.no_hardlinks, "Always copy message files, never hard-link them");
+  cmd->add_option("--report", m.report, "Write a JSON report to FILE");
+  cmd->add_option("--log", m.log_file, "Append a log to FILE");
+  cmd->add_option("--log-level", m.log_level, "debug | info | warn | error | off")->capture_default_str();
+  cmd->add_flag("--quiet,-q", m.quiet, "No progress bar and no summary");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -286,30 +425,7 @@ int main(int argc, char** argv) {
   auto* merge = app.add_subcommand("merge", "Merge messages from sources into a target mailbox");
   merge->add_option("--from", m.from, "Source mailbox (repeatable)")->required();
   merge->add_option("--into", m.into, "Target mailbox; created if it does not exist")->required();
-  merge->add_option("--mode", m.mode, "merge: skip duplicates (default); copy: write everything")
-      ->capture_default_str();
-  merge->add_option("--dedupe", m.dedupe,
-                    "auto | content | message-id (lossy) | none; see README 'Duplicates'")
-      ->capture_default_str();
-  merge->add_option("--dedupe-scope", m.dedupe_scope,
-                    "folder: a duplicate must be in the mapped target folder; mailbox: anywhere")
-      ->capture_default_str();
-  merge->add_option("--since", m.since, "Only messages on or after DATE (YYYY-MM-DD[THH:MM:SS], UTC)");
-  merge->add_option("--until", m.until, "Only messages on or before DATE (a bare date includes that whole day)");
-  merge->add_option("--date-field", m.date_field, "Which date --since/--until test: sent | delivered | modified")
-      ->capture_default_str();
-  merge->add_option("--folder", m.folders, "Only folders matching GLOB, e.g. 'Inbox/Projects*' (repeatable)");
-  merge->add_option("--exclude-folder", m.exclude_folders, "Skip folders matching GLOB (repeatable)");
-  merge->add_option("--subject", m.subjects, "Only messages whose subject contains TEXT, any case (repeatable: any)");
-  merge->add_option("--attachment", m.attachments, "Only messages with an attachment named GLOB (repeatable: any)");
-  merge->add_option("--target-folder", m.target_folder, "Put everything below this target folder");
-  merge->add_option("--jobs,-j", m.jobs, "Worker threads (default: hardware threads)")->capture_default_str();
-  merge->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
-  merge->add_flag("--no-hardlinks", m.no_hardlinks, "Always copy message files, never hard-link them");
-  merge->add_option("--report", m.report, "Write a JSON report to FILE");
-  merge->add_option("--log", m.log_file, "Append a log to FILE");
-  merge->add_option("--log-level", m.log_level, "debug | info | warn | error | off")->capture_default_str();
-  merge->add_flag("--quiet,-q", m.quiet, "No progress bar and no summary");
+  AddMergeFlags(merge, m, /*with_mode=*/true);
   merge->footer(
       "Selection: (date range) AND (any --subject) AND (any --attachment) AND (folder filters).\n"
       "Exit status: 0 all done; 1 some messages could not be carried (see the summary, --log, --report);\n"
@@ -321,6 +437,25 @@ int main(int argc, char** argv) {
   list->add_option("source", l.source, "Mailbox location")->required();
   list->add_flag("--json", l.json, "Print JSON instead of a table");
 
+  StoreArgs diag_args;
+  auto* diagnose = app.add_subcommand("diagnose", "Show the state of every user and disconnected mailbox of a store");
+  AddStoreFlags(diagnose, diag_args);
+  diagnose->add_flag("--json", diag_args.json, "Print a JSON array, one object per row");
+  diagnose->footer(
+      "States: ok, blank-connected (connected to a new mailbox while the original sits disconnected: recover it),\n"
+      "missing (mailbox file absent), reconnect-pending (recovered, reconnect.ldif not applied yet),\n"
+      "original / orphan / legacy (disconnected mailboxes: a user's original, nobody's, a Free/Busy system mailbox).");
+
+  StoreArgs rec_store;
+  MergeArgs rec_merge;
+  auto* recover = app.add_subcommand("recover", "Merge each blank-connected user's blank mailbox into its original one");
+  AddStoreFlags(recover, rec_store);
+  AddMergeFlags(recover, rec_merge, /*with_mode=*/false);
+  recover->footer(
+      "For every selected blank-connected user: merge the blank mailbox into the original (dedupe on), append the\n"
+      "user's change to STORE/reconnect.ldif, move the blank mailbox to STORE/retired/. Journaled in STORE/.mbxmerge/:\n"
+      "a run that was stopped or killed resumes where it stopped when run again.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -331,5 +466,7 @@ int main(int argc, char** argv) {
   }
   if (merge->parsed()) return RunMergeCommand(m);
   if (list->parsed()) return RunListCommand(l);
+  if (diagnose->parsed()) return RunDiagnoseCommand(diag_args);
+  if (recover->parsed()) return RunRecoverCommand(rec_store, rec_merge);
   return kExitUsage;
 }

@@ -1,0 +1,92 @@
+// \brief The store commands' common parts: mailbox selection, the store lock,
+// the journal; and `recover` itself.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/fs.h"
+#include "engine/merge.h"
+#include "engine/recovery/store.h"
+
+namespace mbx::recovery {
+
+// Which users a store command works on. Every given criterion must hold.
+struct MailboxFilter {
+  std::vector<std::string> names;  // aliases or display names (from --mailboxes FILE)
+  std::optional<std::pair<std::string, std::string>> range;  // inclusive, on display name, any case
+  std::optional<std::pair<int, int>> shard;                  // K/N, 1 <= K <= N, by alias
+};
+
+// "--mailboxes FILE": one alias or display name per line, '#' comments.
+Result<std::vector<std::string>> ReadMailboxList(const std::string& path);
+// "A..M" (either side may be empty: "..M", "N..").
+Result<std::pair<std::string, std::string>> ParseRange(std::string_view text);
+// "K/N".
+Result<std::pair<int, int>> ParseShard(std::string_view text);
+// The stable shard (1..n) of an alias: FNV-1a of its lower-case form, mod n.
+int ShardOf(std::string_view alias, int n);
+
+// Users matching `filter`, in directory order. Names in the list that match
+// no user are an error (a typo must not silently skip a mailbox).
+Result<std::vector<const User*>> SelectUsers(const Store& store, const MailboxFilter& filter);
+
+// An exclusive lock on a store (STORE/.mbxmerge/lock): one run at a time.
+Result<fs::MailboxLock> LockStore(const Store& store);
+
+// An append-only, fsynced log of finished steps: "step\talias\tdetail\n".
+// A torn last line (a run killed mid-write) is ignored.
+class Journal {
+ public:
+  static Result<Journal> Open(const std::string& path);
+  // The last step recorded for `key` ("" if none).
+  std::string Step(const std::string& key) const;
+  std::string Detail(const std::string& key) const;
+  Status Record(const std::string& key, const std::string& step, const std::string& detail = "");
+  // Keys in first-recorded order, with their last step.
+  const std::vector<std::pair<std::string, std::string>>& Entries() const { return order_; }
+
+ private:
+  std::string path_;
+  std::vector<std::pair<std::string, std::string>> order_;  // key, step
+  std::vector<std::string> details_;
+};
+
+struct RecoverOptions {
+  MergeOptions merge;
+  MailboxFilter filter;
+  bool dry_run = false;
+  // Told about each user as it starts ("alice: merging 120 messages ...").
+  std::function<void(const std::string&)> say;
+};
+
+struct UserOutcome {
+  std::string alias;
+  std::string display_name;
+  std::string status;  // recovered, already-recovered, failed, planned
+  std::string blank, original;  // GUID texts
+  RunReport merge;
+  bool merged = false;
+  std::string error;
+};
+
+struct RecoverResult {
+  std::vector<UserOutcome> users;
+  std::string reconnect_file;
+  bool dry_run = false;
+  double seconds = 0;
+  int ExitCode() const;  // 0 all recovered; 1 some users failed
+  std::string Summary() const;
+  std::string ToJson() const;
+};
+
+// For every selected blank-connected user: merge the blank mailbox into the
+// original one, append the user's change to STORE/reconnect.ldif, move the
+// blank mailbox to STORE/retired/. Each step is journaled, so a killed run
+// resumes where it stopped. A user that fails does not stop the others.
+Result<RecoverResult> Recover(const Store& store, const RecoverOptions& options);
+
+}  // namespace mbx::recovery
