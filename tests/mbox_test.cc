@@ -247,10 +247,13 @@ TEST(MboxSink, EnvelopeFallbacksAndDeterministicDate) {
       sink->Stage(Mime("Return-Path: bounce@example.org\nFrom: a@example.com\n\n"), "").ok());
   ASSERT_TRUE(sink->Stage(Mime("From: a@example.com\n\n"), "").ok());
   ASSERT_TRUE(sink->Stage(Mime("Subject: nobody\n\n"), "").ok());
+  with_env.envelope_sender = "sp ace\n@x";  // would split the From_ line's fields
+  ASSERT_TRUE(sink->Stage(with_env, "").ok());
   ASSERT_TRUE(sink->Close().ok());
   std::string file = ReadFileOrDie(tmp / "e.mbox");
   auto e = Split(file);
-  ASSERT_EQ(e.size(), 4u);
+  ASSERT_EQ(e.size(), 5u);
+  EXPECT_EQ(e[4].from_line, "From sp_ace_@x " + mime::FormatAsctime(0));
   EXPECT_EQ(e[0].from_line, "From env@example.com " + mime::FormatAsctime(0));
   EXPECT_EQ(e[1].from_line, "From bounce@example.org " + mime::FormatAsctime(0));
   EXPECT_EQ(e[2].from_line, "From a@example.com " + mime::FormatAsctime(0));

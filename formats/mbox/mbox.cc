@@ -189,23 +189,26 @@ std::string RewriteStatus(std::string_view msg, MessageFlags flags) {
   return out;
 }
 
-// A From_ line token may not contain line ends; the envelope no white space.
-std::string SafeEnvelope(std::string_view s, bool allow_quoted_space) {
+// The envelope is one From_ line token: no line ends, and blanks only inside a
+// leading quoted local part ("a b"@x), which ParseFromLine() reads back whole.
+std::string SafeEnvelope(std::string_view s) {
   std::string out;
-  for (char c : s) {
-    bool bad =
-        c == '\n' || c == '\r' || c == '\0' || (!allow_quoted_space && (c == ' ' || c == '\t'));
+  bool quoted = !s.empty() && s.front() == '"';
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quoted && i > 0 && c == '"') quoted = false;
+    bool bad = c == '\n' || c == '\r' || c == '\0' || (!quoted && (c == ' ' || c == '\t'));
     out += bad ? '_' : c;
   }
   return out;
 }
 
 std::string EnvelopeFor(const Message& msg, std::string_view headers) {
-  if (!msg.envelope_sender.empty()) return SafeEnvelope(msg.envelope_sender, true);
+  if (!msg.envelope_sender.empty()) return SafeEnvelope(msg.envelope_sender);
   for (std::string_view name : {"Return-Path", "From"}) {
     if (auto f = mime::FindField(headers, name)) {
       std::string a = mime::FirstAddress(*f);
-      if (!a.empty() && a != "<>") return SafeEnvelope(a, false);
+      if (!a.empty() && a != "<>") return SafeEnvelope(a);
     }
   }
   return "MAILER-DAEMON";
@@ -265,7 +268,7 @@ class MboxSource : public MailboxSource {
     *out = Message{};
     out->folder = folder_;
     out->mime = MessageBytes(e);
-    out->flags = FlagsFromHeaders(out->mime.substr(0, HeaderEnd(out->mime)));
+    out->flags = FlagsFromHeaders(out->mime);
     if (!IsJunk(e)) {
       auto [sender, date] = ParseFromLine(e.from_line);
       out->envelope_sender = std::move(sender);
