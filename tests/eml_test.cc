@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 
 #include "tests/test_util.h"
 
@@ -174,6 +173,7 @@ TEST(EmlSink, NamesNumbersDurabilityAndRollback) {
   TempDir tmp;
   std::string root = tmp / "out";
   WriteFileOrDie(root + "/Inbox/000041-old.eml", Mail("old"));
+  WriteFileOrDie(root + "/Inbox/.mbxmerge-tmp.1.1", "left by a crashed run");
   auto sink = OpenSink(root, SinkOptions{});
   ASSERT_TRUE(sink.ok()) << sink.status().ToString();
   ASSERT_TRUE((*sink)->Stage(MimeMessage(Mail("Hello World")), "").ok());

@@ -27,6 +27,8 @@ namespace {
 using maildir::internal::SplitFolder;
 
 constexpr size_t kMaxFileName = 120;
+// Hidden, and without the .eml suffix: never read as a message.
+constexpr std::string_view kTmpPrefix = ".mbxmerge-tmp.";
 
 bool IsEmlName(std::string_view name) {
   return name.size() > 4 && name[0] != '.' &&
@@ -359,8 +361,8 @@ class EmlSink : public MailboxSink {
     name += subject.empty() ? "untitled" : Sanitize(subject, budget, false);
     name += ".eml";
 
-    std::string tmp =
-        f->dir + "/.mbxmerge-tmp." + std::to_string(::getpid()) + "." + std::to_string(++counter_);
+    std::string tmp = f->dir + "/" + std::string(kTmpPrefix) + std::to_string(::getpid()) + "." +
+                      std::to_string(++counter_);
     bool linked = false;
     if (opts_.allow_hardlinks && !msg.backing_file.empty() && msg.IsMime()) {
       linked = ::link(msg.backing_file.c_str(), tmp.c_str()) == 0;  // else copy (EXDEV, ...)
@@ -460,11 +462,24 @@ class EmlSink : public MailboxSink {
     if (it != folders_.end()) return &it->second;
     Status s = fs::MakeDirs(dir);
     if (!s.ok()) return s.WithContext("eml '" + root_ + "' folder '" + path + "'");
+    RemoveLeftoverTemps(dir);
     MBX_ASSIGN_OR_RETURN(auto entries, ListDir(dir));
     uint64_t max = 0;
     for (const auto& n : entries.files) max = std::max(max, NumberOf(n));
     auto [ins, _] = folders_.emplace(path, Folder{path, dir, max + 1, max + 1});
     return &ins->second;
+  }
+
+  // Temp files of a crashed run (we hold the lock, so no live run owns them).
+  static void RemoveLeftoverTemps(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    std::vector<std::string> stale;
+    while (struct dirent* e = ::readdir(d)) {
+      if (std::string_view(e->d_name).starts_with(kTmpPrefix)) stale.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const auto& n : stale) ::unlink((dir + "/" + n).c_str());
   }
 
   std::string root_;
