@@ -194,6 +194,8 @@ enum class Format { kMbox, kMaildir, kEml, kMboxDir };
 
 struct Options {
   bool pair = false;
+  bool store = false;
+  uint64_t users = 0;
   Format format = Format::kMbox;
   std::string out_a, out_b, manifest;
   uint64_t messages = 0;
@@ -223,13 +225,21 @@ struct Ctx {
   std::vector<std::string> folders;  // [0] = "" (root)
   std::vector<Planned> plan;
   std::string owner_display, owner_addr;
+  // Ids: "mbxgen-<seed>-<n>" by default; a store numbers all its mailboxes'
+  // messages in one sequence under its own prefix so that ids stay unique.
+  std::string id_prefix;
+  uint32_t id_base = 0;
 };
 
 constexpr int64_t kDateFirst = 1546300800;  // 2019-01-01T00:00:00Z
 constexpr int64_t kDateLast = 1735689599;   // 2024-12-31T23:59:59Z
 
 std::string IdOf(const Ctx& c, uint32_t idx) {
-  char buf[64];
+  char buf[96];
+  if (!c.id_prefix.empty()) {
+    std::snprintf(buf, sizeof buf, "%s-%06u", c.id_prefix.c_str(), c.id_base + idx + 1);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "mbxgen-%llu-%06u", static_cast<unsigned long long>(c.opt.seed),
                 idx + 1);
   return buf;
@@ -1071,7 +1081,7 @@ CopyInfo MakeCopy(const Ctx& c, uint32_t idx, int copy) {
 }
 
 // The message bytes of one copy (LF, or CRLF when the copy says so).
-std::string BuildMessage(const Ctx& c, uint32_t idx, const CopyInfo& ci) {
+std::string BuildMessage(const Ctx& c, uint32_t idx, const CopyInfo& ci, Format fmt) {
   const Planned& p = c.plan[idx];
   Body body = MakeBody(c, idx);
   std::string m;
@@ -1095,7 +1105,7 @@ std::string BuildMessage(const Ctx& c, uint32_t idx, const CopyInfo& ci) {
     m.append(body.headers);
     m.append("X-Mbxgen-Id: " + IdOf(c, idx) + "\n");
     m.append(ci.trace_tail);
-    if (c.opt.format == Format::kMbox || c.opt.format == Format::kMboxDir) m.append(ci.status);
+    if (fmt == Format::kMbox || fmt == Format::kMboxDir) m.append(ci.status);
     m.append("\n");
     m.append(body.text);
   }
@@ -1197,9 +1207,11 @@ std::string MaildirFolderDir(const std::string& root, const std::string& folder)
   return root + "/" + name;
 }
 
-// Writes one mailbox (copy 0 = A, copy 1 = B) holding the messages with `bit`.
-void WriteMailbox(const Ctx& c, const std::string& out, uint8_t bit, int copy) {
-  const Format fmt = c.opt.format;
+// Writes one mailbox (copy 0 = A, copy 1 = B) holding the messages with `bit`,
+// in format `fmt` with the first `nfolders` folders (a store's blank mailbox
+// has fewer folders than its original, and may differ in format).
+void WriteMailbox(const Ctx& c, const std::string& out, uint8_t bit, int copy, Format fmt,
+                  size_t nfolders) {
   std::vector<std::pair<int64_t, uint32_t>> order;
   std::vector<CopyInfo> infos(c.plan.size());
   for (uint32_t i = 0; i < c.plan.size(); ++i) {
@@ -1219,7 +1231,7 @@ void WriteMailbox(const Ctx& c, const std::string& out, uint8_t bit, int copy) {
   } else {
     RequireEmptyOrAbsent(out);
     MakeDirs(out);
-    for (size_t f = 0; f < c.folders.size(); ++f) {
+    for (size_t f = 0; f < nfolders && f < c.folders.size(); ++f) {
       const std::string& name = c.folders[f];
       if (fmt == Format::kMboxDir) {
         std::string path = name.empty() ? out + "/mbox" : out + "/" + name + ".mbox";
@@ -1240,7 +1252,7 @@ void WriteMailbox(const Ctx& c, const std::string& out, uint8_t bit, int copy) {
   for (const auto& [when, idx] : order) {
     const CopyInfo& ci = infos[idx];
     const uint16_t f = c.plan[idx].folder;
-    std::string msg = BuildMessage(c, idx, ci);
+    std::string msg = BuildMessage(c, idx, ci, fmt);
     ++q;
     if (fmt == Format::kMbox || fmt == Format::kMboxDir) {
       mboxes[f]->Append(msg, ci);
@@ -1270,6 +1282,391 @@ void WriteManifest(const Ctx& c) {
   WriteFile(c.opt.manifest, m, 0);
 }
 
+// ---------------------------------------------------------------- store
+
+// A mailbox store with the failure of Microsoft KB 278447: the store lost the
+// directory, every user got a new blank mailbox (random mailbox GUID) and the
+// original one, named by the user's objectGUID, sits disconnected.
+
+constexpr uint64_t kStreamStore = 0x5702E;  // far from the per-message streams
+
+enum class UserState { kBlankConnected, kOk, kMissing, kOrphan, kLegacy };
+const char* const kStateNames[] = {"blank-connected", "ok", "missing", "orphan", "legacy"};
+
+// 16 bytes in wire (directory) order.
+struct Guid {
+  unsigned char b[16] = {};
+};
+
+Guid NewGuid(Rng& r) {
+  Guid g;
+  for (int half = 0; half < 2; ++half) {
+    uint64_t v = r.Next();
+    for (int i = 0; i < 8; ++i) g.b[half * 8 + i] = static_cast<unsigned char>(v >> (8 * i));
+  }
+  g.b[7] = static_cast<unsigned char>((g.b[7] & 0x0F) | 0x40);  // version 4 (little-endian field)
+  g.b[8] = static_cast<unsigned char>((g.b[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  return g;
+}
+
+// The text form Windows shows: the first three fields little-endian, lower case.
+std::string GuidText(const Guid& g) {
+  const unsigned char* b = g.b;
+  char buf[40];
+  std::snprintf(buf, sizeof buf,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[3], b[2],
+                b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return buf;
+}
+
+std::string GuidRaw(const Guid& g) { return std::string(reinterpret_cast<const char*>(g.b), 16); }
+
+struct StoreRow {  // a user, or the orphan or legacy mailbox
+  UserState state = UserState::kOk;
+  std::string alias, display, first, last, last_ascii, mail;
+  Guid object_guid, connected, original;
+  bool has_object = false, has_connected = false, has_original = false;
+  Format original_fmt = Format::kMbox, connected_fmt = Format::kMbox;
+};
+
+std::string MailboxFileName(const Guid& g, Format f) {
+  return GuidText(g) + (f == Format::kMbox ? ".mbox" : "/");
+}
+
+const char kDomainDn[] = "DC=corp,DC=example";
+const char kMailDomain[] = "corp.example";
+const char kAdminGroup[] = "First Administrative Group";
+const char kHomeMdb[] =
+    "CN=Mailbox Store (EXCH01),CN=First Storage Group,CN=InformationStore,CN=EXCH01,"
+    "CN=Servers,CN=First Administrative Group,CN=Administrative Groups,CN=Corp,"
+    "CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=corp,DC=example";
+
+// RFC 2849 SAFE-STRING; anything else is written base64 ("attr:: ").
+bool LdifSafe(std::string_view v) {
+  if (v.empty()) return true;
+  if (v[0] == ' ' || v[0] == ':' || v[0] == '<' || v.back() == ' ') return false;
+  return std::all_of(v.begin(), v.end(), [](char ch) {
+    auto u = static_cast<unsigned char>(ch);
+    return u != 0 && u != '\n' && u != '\r' && u < 0x80;
+  });
+}
+
+// One attribute: a group of "name: value" lines (several values = a multi-valued attribute).
+struct LdifAttr {
+  std::string name;
+  std::vector<std::string> values;
+  bool binary = false;
+};
+
+void AppendLdifLine(const std::string& name, const std::string& value, bool binary, bool fold,
+                    std::string* out) {
+  std::string line = name;
+  if (binary || !LdifSafe(value)) {
+    line.append(":: ");
+    AppendBase64(value, &line, false);
+  } else {
+    line.append(": ").append(value);
+  }
+  // Folded lines are at most 76 columns; a continuation starts with one space.
+  if (!fold || line.size() <= 76) {
+    out->append(line).push_back('\n');
+    return;
+  }
+  out->append(line, 0, 76).push_back('\n');
+  for (size_t pos = 76; pos < line.size(); pos += 75)
+    out->append(" ").append(line, pos, 75).push_back('\n');
+}
+
+void AppendLdifEntry(Rng& r, const std::string& dn, std::vector<LdifAttr> attrs, bool fold,
+                     std::string* out) {
+  // Readers must accept any attribute order: every entry gets its own.
+  r.Shuffle(&attrs);
+  AppendLdifLine("dn", dn, false, fold, out);
+  for (const LdifAttr& a : attrs)
+    for (const std::string& v : a.values) AppendLdifLine(a.name, v, a.binary, fold, out);
+  out->push_back('\n');
+}
+
+std::vector<StoreRow> PlanStore(const Options& o) {
+  const uint64_t n = o.users;
+  uint64_t ok = n >= 8 ? std::max<uint64_t>(2, (3 * n + 25) / 50) : 1;
+  std::vector<UserState> states(n, UserState::kBlankConnected);
+  for (uint64_t i = 0; i < ok; ++i) states[i] = UserState::kOk;
+  states[ok] = UserState::kMissing;
+  Rng sr(Hash(o.seed, kStreamStore, 1));
+  sr.Shuffle(&states);
+
+  std::vector<StoreRow> rows;
+  std::vector<std::string> displays, aliases;
+  Rng nr(Hash(o.seed, kStreamStore, 2));
+  Rng gr(Hash(o.seed, kStreamStore, 3));
+  constexpr size_t kCombos =
+      (sizeof kFirstNames / sizeof kFirstNames[0]) * (sizeof kLastNames / sizeof kLastNames[0]);
+  for (uint64_t i = 0; i < n; ++i) {
+    StoreRow u;
+    u.state = states[i];
+    const Name* f = nullptr;
+    const Name* l = nullptr;
+    for (int attempt = 0;; ++attempt) {
+      f = &nr.Pick(kFirstNames);
+      l = &nr.Pick(kLastNames);
+      u.display = std::string(f->display) + " " + l->display;
+      // The first two always have a non-ASCII name (displayName:: base64).
+      if (i < 2 && IsAscii(u.display)) continue;
+      bool taken = std::find(displays.begin(), displays.end(), u.display) != displays.end();
+      if (!taken) break;
+      if (displays.size() >= kCombos / 2 || attempt > 100) {
+        u.display += " " + std::to_string(i + 1);
+        break;
+      }
+    }
+    u.first = f->display;
+    u.last = l->display;
+    u.last_ascii = l->ascii;
+    std::string base = std::string(1, f->ascii[0]) + l->ascii;
+    u.alias = base;
+    for (int k = 2; std::find(aliases.begin(), aliases.end(), u.alias) != aliases.end(); ++k)
+      u.alias = base + std::to_string(k);
+    displays.push_back(u.display);
+    aliases.push_back(u.alias);
+    u.mail = u.alias + "@" + kMailDomain;
+    u.object_guid = NewGuid(gr);
+    u.has_object = true;
+    u.has_connected = true;
+    if (u.state == UserState::kBlankConnected) {
+      u.connected = NewGuid(gr);
+      u.original = u.object_guid;
+      u.has_original = true;
+    } else {
+      u.connected = u.object_guid;
+      u.original = u.object_guid;
+      u.has_original = u.state == UserState::kOk;
+    }
+    rows.push_back(u);
+  }
+  StoreRow orphan;
+  orphan.state = UserState::kOrphan;
+  orphan.alias = "-";
+  orphan.display = "-";
+  orphan.original = NewGuid(gr);
+  orphan.has_original = true;
+  rows.push_back(orphan);
+  StoreRow legacy;
+  legacy.state = UserState::kLegacy;
+  legacy.object_guid = NewGuid(gr);
+  legacy.has_object = true;
+  legacy.original = NewGuid(gr);
+  legacy.has_original = true;
+  std::string upper = GuidText(legacy.original);
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  legacy.alias = "SystemMailbox{" + upper + "}";
+  legacy.display = std::string("SCHEDULE+ FREE BUSY INFORMATION - ") + kAdminGroup;
+  legacy.mail = legacy.alias + "@" + kMailDomain;
+  rows.push_back(legacy);
+
+  // About half of the mailboxes are mbox files, the rest Maildir++ directories.
+  std::vector<Format*> boxes;
+  for (StoreRow& row : rows) {
+    if (row.has_original) boxes.push_back(&row.original_fmt);
+    if (row.state == UserState::kBlankConnected) boxes.push_back(&row.connected_fmt);
+  }
+  std::vector<Format> fmts(boxes.size(), Format::kMaildir);
+  std::fill(fmts.begin(), fmts.begin() + static_cast<std::ptrdiff_t>(fmts.size() / 2),
+            Format::kMbox);
+  Rng(Hash(o.seed, kStreamStore, 4)).Shuffle(&fmts);
+  for (size_t i = 0; i < boxes.size(); ++i) *boxes[i] = fmts[i];
+  for (StoreRow& row : rows)
+    if (row.state != UserState::kBlankConnected) row.connected_fmt = row.original_fmt;
+  return rows;
+}
+
+std::string DirectoryLdif(const Options& o, const std::vector<StoreRow>& rows) {
+  const std::string users_ou = std::string("OU=Users,") + kDomainDn;
+  const std::string staff = std::string("CN=All Staff,OU=Groups,") + kDomainDn;
+  std::string out =
+      "# Directory export of " + std::string(kDomainDn) + " (ldifde -f directory.ldif -d \"" +
+      kDomainDn +
+      "\" -r \"(|(objectClass=user)(objectClass=group)(objectClass=organizationalUnit)" +
+      "(objectClass=msExchSystemMailbox))\")\n" + "# generated by mbxgen store --seed " +
+      std::to_string(o.seed) + " --users " + std::to_string(o.users) + "\n" + "version: 1\n\n";
+  Rng r(Hash(o.seed, kStreamStore, 5));
+  Rng gr(Hash(o.seed, kStreamStore, 6));
+  auto guid_attr = [](const char* name, const Guid& g) {
+    return LdifAttr{name, {GuidRaw(g)}, true};
+  };
+  out.append("# organizational unit of the mail users\n");
+  AppendLdifEntry(r, users_ou,
+                  {{"objectClass", {"top", "organizationalUnit"}},
+                   {"ou", {"Users"}},
+                   {"description", {"Mail users of corp.example, migrated from Exchange 5.5"}},
+                   guid_attr("objectGUID", NewGuid(gr))},
+                  false, &out);
+  std::vector<std::string> members;
+  size_t index = 0;
+  for (const StoreRow& u : rows) {
+    if (u.state == UserState::kOrphan || u.state == UserState::kLegacy) continue;
+    const std::string dn = "CN=" + u.display + "," + users_ou;
+    std::vector<LdifAttr> attrs = {
+        {"objectClass", {"top", "person", "organizationalPerson", "user"}},
+        {"cn", {u.display}},
+        {"displayName", {u.display}},
+        {"givenName", {u.first}},
+        {"sn", {u.last}},
+        {"distinguishedName", {dn}},
+        {"sAMAccountName", {u.alias}},
+        {"mailNickname", {u.alias}},
+        {"mail", {u.mail}},
+        {"proxyAddresses",
+         {"SMTP:" + u.mail, "smtp:" + u.alias + "@corp.local",
+          "X400:c=US;a= ;p=Corp;o=Exchange;s=" + u.last_ascii + ";"}},
+        {"legacyExchangeDN",
+         {std::string("/o=Corp/ou=") + kAdminGroup + "/cn=Recipients/cn=" + u.alias}},
+        {"homeMDB", {kHomeMdb}},
+        guid_attr("objectGUID", u.object_guid),
+        guid_attr("msExchMailboxGUID", u.connected)};
+    if (index % 2 == 0) {
+      attrs.push_back({"memberOf", {staff}});
+      members.push_back(dn);
+    }
+    // Some entries keep long lines unfolded (LDIF allows both).
+    bool fold = index % 3 != 1;
+    if (index % 4 == 0) out.append("# user " + std::to_string(index + 1) + "\n");
+    AppendLdifEntry(r, dn, attrs, fold, &out);
+    ++index;
+  }
+  out.append("# a group without a mailbox\n");
+  AppendLdifEntry(r, staff,
+                  {{"objectClass", {"top", "group"}},
+                   {"cn", {"All Staff"}},
+                   {"groupType", {"-2147483646"}},
+                   {"member", members},
+                   guid_attr("objectGUID", NewGuid(gr))},
+                  true, &out);
+  for (const StoreRow& s : rows) {
+    if (s.state != UserState::kLegacy) continue;
+    out.append("# the Schedule+ Free/Busy system mailbox of the administrative group\n");
+    const std::string dn = "CN=" + s.alias + ",CN=Microsoft Exchange System Objects," + kDomainDn;
+    AppendLdifEntry(r, dn,
+                    {{"objectClass", {"top", "msExchSystemMailbox"}},
+                     {"cn", {s.display}},
+                     {"displayName", {s.display}},
+                     {"mailNickname", {s.alias}},
+                     {"legacyExchangeDN",
+                      {std::string("/o=Corp/ou=") + kAdminGroup + "/cn=Recipients/cn=" + s.alias}},
+                     guid_attr("objectGUID", s.object_guid),
+                     guid_attr("msExchMailboxGUID", s.original)},
+                    true, &out);
+  }
+  return out;
+}
+
+std::vector<std::string> MakeFolders(int k) {
+  std::vector<std::string> folders{""};
+  for (int i = 1; i < k; ++i) {
+    constexpr int kNamed = sizeof kFolderNames / sizeof kFolderNames[0];
+    folders.push_back(i <= kNamed ? kFolderNames[i - 1] : "Folder " + std::to_string(i));
+  }
+  return folders;
+}
+
+// Keeps the blank mailbox's messages in its first `kb` folders; a look-alike
+// moves with its original so that both stay in one folder.
+void ConfineB(Ctx* c, size_t kb) {
+  std::vector<bool> group_in_b(c->plan.size(), false);
+  for (const Planned& p : c->plan)
+    if (p.where & kInB) group_in_b[p.base] = true;
+  for (Planned& p : c->plan)
+    if (group_in_b[p.base] && p.folder >= kb) p.folder = static_cast<uint16_t>(p.folder % kb);
+}
+
+int RunStore(const Options& o) {
+  std::vector<StoreRow> rows = PlanStore(o);
+  RequireEmptyOrAbsent(o.out_a);
+  const std::string mdir = o.out_a + "/mailboxes";
+  MakeDirs(mdir);
+  WriteFile(o.out_a + "/directory.ldif", DirectoryLdif(o, rows), 0);
+
+  std::string manifest, users;
+  uint32_t next_id = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const StoreRow& u = rows[i];
+    const bool blank = u.state == UserState::kBlankConnected;
+    const char* state = kStateNames[static_cast<int>(u.state)];
+    std::string conn_file = "-", orig_file = "-";
+    if (u.has_original) orig_file = MailboxFileName(u.original, u.original_fmt);
+    if (blank) conn_file = MailboxFileName(u.connected, u.connected_fmt);
+    if (u.state == UserState::kOk) conn_file = orig_file;
+    users.append(u.alias + "\t" + u.display + "\t" + state + "\t" +
+                 (u.has_object ? GuidText(u.object_guid) : "-") + "\t" +
+                 (u.has_connected ? GuidText(u.connected) : "-") + "\t" +
+                 (u.has_original ? GuidText(u.original) : "-") + "\t" + conn_file + "\t" +
+                 orig_file + "\n");
+    if (!u.has_original) continue;  // missing: no mailbox at all
+
+    Ctx c;
+    Rng r(Hash(o.seed, kStreamStore + 1, i));
+    c.opt.pair = blank;
+    c.opt.seed = Hash(o.seed, kStreamStore + 2, i);
+    c.opt.avg_size = o.avg_size;
+    c.opt.dup_rate = 0.3;
+    uint64_t m = o.messages;
+    if (u.state == UserState::kLegacy) {
+      m = std::min<uint64_t>(m, 3);
+    } else if (m >= 4) {
+      m = m - m / 4 + r.Below(m / 2 + 1);  // +-25%: mailboxes differ in size
+    }
+    c.opt.messages = m;
+    const bool any_mbox =
+        u.original_fmt == Format::kMbox || (blank && u.connected_fmt == Format::kMbox);
+    c.opt.format = any_mbox ? Format::kMbox : Format::kMaildir;  // no header-less messages in mbox
+    int nf = u.original_fmt == Format::kMbox || u.state == UserState::kLegacy
+                 ? 1
+                 : static_cast<int>(r.Range(3, 5));
+    c.opt.folders = nf;
+    c.folders = MakeFolders(nf);
+    c.id_prefix = "mbxgen-store" + std::to_string(o.seed);
+    c.id_base = next_id;
+    if (u.state == UserState::kOrphan) {
+      Rng pr(Hash(c.opt.seed, 0, 0));
+      Person p = MakePerson(pr);
+      c.owner_display = p.display;
+      c.owner_addr = p.addr;
+    } else {
+      c.owner_display = u.display;
+      c.owner_addr = u.mail;
+    }
+    MakePlan(&c);
+    size_t kb = 1;
+    if (blank && u.connected_fmt != Format::kMbox)
+      kb = std::min<size_t>(c.folders.size(), static_cast<size_t>(r.Range(1, 3)));
+    if (blank) ConfineB(&c, kb);
+    std::string orig_path = mdir + "/" + orig_file;
+    if (orig_path.back() == '/') orig_path.pop_back();
+    WriteMailbox(c, orig_path, kInA, 0, u.original_fmt, c.folders.size());
+    if (blank) {
+      std::string conn_path = mdir + "/" + conn_file;
+      if (conn_path.back() == '/') conn_path.pop_back();
+      WriteMailbox(c, conn_path, kInB, 1, u.connected_fmt, kb);
+    }
+    for (uint32_t k = 0; k < c.plan.size(); ++k) {
+      const Planned& p = c.plan[k];
+      manifest.append(u.alias + "\t" + state + "\t" + IdOf(c, k) + "\t" + c.folders[p.folder] +
+                      "\t" + kKindNames[static_cast<int>(p.kind)] + "\t" +
+                      (p.where == (kInA | kInB) ? "both"
+                       : p.where == kInA        ? "A"
+                                                : "B") +
+                      "\t" + std::to_string(p.date) + "\n");
+    }
+    next_id += static_cast<uint32_t>(c.plan.size());
+  }
+  if (!o.manifest.empty()) {
+    WriteFile(o.manifest, manifest, 0);
+    WriteFile(o.manifest + ".users", users, 0);
+  }
+  return 0;
+}
+
 // ---------------------------------------------------------------- CLI
 
 const char kUsage[] =
@@ -1278,7 +1675,9 @@ const char kUsage[] =
     "                 [--seed S] [--avg-size BYTES] [--folders K] [--manifest FILE.tsv]\n"
     "  mbxgen pair    --format mbox|maildir|eml|mboxdir --out-a PATH_A --out-b PATH_B\n"
     "                 --messages N [--dup-rate 0.15] [--seed S] [--avg-size BYTES]\n"
-    "                 [--folders K] [--manifest FILE.tsv]\n";
+    "                 [--folders K] [--manifest FILE.tsv]\n"
+    "  mbxgen store   --out STORE --users N [--seed S] [--messages M] [--avg-size BYTES]\n"
+    "                 [--manifest FILE.tsv]   (also writes FILE.tsv.users)\n";
 
 [[noreturn]] void Usage(const std::string& why) {
   std::fprintf(stderr, "mbxgen: %s\n%s", why.c_str(), kUsage);
@@ -1301,9 +1700,10 @@ Options ParseArgs(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     std::exit(0);
   }
-  if (cmd != "mailbox" && cmd != "pair") Usage("unknown command '" + cmd + "'");
+  if (cmd != "mailbox" && cmd != "pair" && cmd != "store") Usage("unknown command '" + cmd + "'");
   o.pair = cmd == "pair";
-  bool have_format = false, have_messages = false;
+  o.store = cmd == "store";
+  bool have_format = false, have_messages = false, have_users = false;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i], value;
     size_t eq = flag.find('=');
@@ -1315,7 +1715,10 @@ Options ParseArgs(int argc, char** argv) {
     } else {
       Usage("missing value for " + flag);
     }
-    if (flag == "--format") {
+    if (flag == "--users" && o.store) {
+      o.users = ParseUint(flag, value);
+      have_users = true;
+    } else if (flag == "--format" && !o.store) {
       have_format = true;
       if (value == "mbox") {
         o.format = Format::kMbox;
@@ -1341,7 +1744,7 @@ Options ParseArgs(int argc, char** argv) {
       o.seed = ParseUint(flag, value);
     } else if (flag == "--avg-size") {
       o.avg_size = ParseUint(flag, value);
-    } else if (flag == "--folders") {
+    } else if (flag == "--folders" && !o.store) {
       o.folders = static_cast<int>(std::min<uint64_t>(ParseUint(flag, value), 1000));
     } else if (flag == "--manifest") {
       o.manifest = value;
@@ -1353,6 +1756,15 @@ Options ParseArgs(int argc, char** argv) {
     } else {
       Usage("unknown option '" + flag + "'");
     }
+  }
+  if (o.store) {
+    if (!have_users) Usage("--users is required");
+    if (o.users < 3 || o.users > 100'000) Usage("--users must be between 3 and 100000");
+    if (!have_messages) o.messages = 20;
+    if (o.messages > 100'000) Usage("--messages is too large");
+    if (o.out_a.empty()) Usage("--out is required");
+    if (o.avg_size < 300) o.avg_size = 300;
+    return o;
   }
   if (!have_format) Usage("--format is required");
   if (!have_messages) Usage("--messages is required");
@@ -1372,18 +1784,15 @@ Options ParseArgs(int argc, char** argv) {
 int Main(int argc, char** argv) {
   Ctx c;
   c.opt = ParseArgs(argc, argv);
-  c.folders.push_back("");
-  for (int i = 1; i < c.opt.folders; ++i) {
-    constexpr int kNamed = sizeof kFolderNames / sizeof kFolderNames[0];
-    c.folders.push_back(i <= kNamed ? kFolderNames[i - 1] : "Folder " + std::to_string(i));
-  }
+  if (c.opt.store) return RunStore(c.opt);
+  c.folders = MakeFolders(c.opt.folders);
   Rng owner(Hash(c.opt.seed, 0, 0));
   Person p = MakePerson(owner);
   c.owner_display = p.display;
   c.owner_addr = p.addr;
   MakePlan(&c);
-  WriteMailbox(c, c.opt.out_a, kInA, 0);
-  if (c.opt.pair) WriteMailbox(c, c.opt.out_b, kInB, 1);
+  WriteMailbox(c, c.opt.out_a, kInA, 0, c.opt.format, c.folders.size());
+  if (c.opt.pair) WriteMailbox(c, c.opt.out_b, kInB, 1, c.opt.format, c.folders.size());
   if (!c.opt.manifest.empty()) WriteManifest(c);
   return 0;
 }
