@@ -203,6 +203,7 @@ struct Options {
   uint64_t avg_size = 6000;
   int folders = 1;
   double dup_rate = 0.15;
+  uint64_t b_messages = UINT64_MAX;  // pair: B's share (default: half)
 };
 
 // ---------------------------------------------------------------- the plan
@@ -249,7 +250,7 @@ void MakePlan(Ctx* c) {
   const Options& o = c->opt;
   uint64_t distinct = o.messages, dups = 0, n_a = o.messages, n_b = 0;
   if (o.pair) {
-    n_b = o.messages / 2;
+    n_b = o.b_messages == UINT64_MAX ? o.messages / 2 : std::min(o.b_messages, o.messages);
     n_a = o.messages - n_b;
     dups = std::min<uint64_t>(static_cast<uint64_t>(std::llround(o.dup_rate * n_b)), n_b);
     distinct = o.messages - dups;
@@ -1609,7 +1610,7 @@ int RunStore(const Options& o) {
     c.opt.pair = blank;
     c.opt.seed = Hash(o.seed, kStreamStore + 2, i);
     c.opt.avg_size = o.avg_size;
-    c.opt.dup_rate = 0.3;
+    c.opt.dup_rate = 0.4;
     uint64_t m = o.messages;
     if (u.state == UserState::kLegacy) {
       m = std::min<uint64_t>(m, 3);
@@ -1617,6 +1618,8 @@ int RunStore(const Options& o) {
       m = m - m / 4 + r.Below(m / 2 + 1);  // +-25%: mailboxes differ in size
     }
     c.opt.messages = m;
+    c.opt.b_messages =
+        std::max<uint64_t>(m / 3, std::min<uint64_t>(m, 2));  // less new than old mail
     const bool any_mbox =
         u.original_fmt == Format::kMbox || (blank && u.connected_fmt == Format::kMbox);
     c.opt.format = any_mbox ? Format::kMbox : Format::kMaildir;  // no header-less messages in mbox
