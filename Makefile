@@ -8,7 +8,8 @@ DEPS := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libboost-iostreams-dev libzstd-dev libssl-dev \
   libgmime-3.0-dev libcli11-dev nlohmann-json3-dev libspdlog-dev \
-  procmail mblaze dovecot-core
+  libpff-dev libbfio-dev \
+  pff-tools pst-utils procmail mblaze dovecot-core
 
 .PHONY: all deps build demo test test-release test-asan test-tsan bench clean
 
@@ -23,6 +24,15 @@ deps:
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@# Node.js runs the npm oracles (mailparser); any installed node will do.
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; \
+	fi
+	@if [ ! -d tests/node/node_modules/mailparser ]; then \
+	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error || \
+	  echo "warning: npm could not install tests/node (tests that need mailparser will skip)"; \
 	fi
 
 build: deps

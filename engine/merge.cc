@@ -378,9 +378,9 @@ void Pipeline::CommitLoop() {
   while (auto w = reorder_.TakeNext()) {
     size_t bytes = w->bytes;
     if (!Stopped()) {
+      done_bytes_ += w->msg.ByteSize();
       Commit(std::move(w));
       ++done_messages_;
-      done_bytes_ += bytes - 256;
       if (opt_.progress) opt_.progress(done_messages_, done_bytes_);
     }
     budget_.Release(bytes);

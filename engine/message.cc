@@ -13,4 +13,9 @@ Result<std::string_view> Message::Mime() const {
   return std::string_view(converted_);
 }
 
+size_t Message::ByteSize() const {
+  if (!native || !mime.empty()) return mime.size();
+  return converted_.empty() ? native->SizeHint() : converted_.size();
+}
+
 }  // namespace mbx

@@ -38,6 +38,8 @@ class NativeMessage {
   virtual std::string_view Kind() const = 0;
   // Renders the message as RFC 5322 bytes.
   virtual Result<std::string> ToMime() const = 0;
+  // About how many bytes the message holds (for memory budgets before conversion).
+  virtual size_t SizeHint() const { return 0; }
 };
 
 // Seconds since the Unix epoch, UTC.
@@ -78,7 +80,8 @@ struct Message {
   bool IsMime() const { return native == nullptr; }
   // The RFC 5322 form, converting from the native form when needed.
   Result<std::string_view> Mime() const;
-  size_t ByteSize() const { return mime.size(); }
+  // The MIME size once known (after Mime()), else the native form's size hint.
+  size_t ByteSize() const;
 
  private:
   mutable std::string converted_;

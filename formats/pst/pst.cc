@@ -225,12 +225,20 @@ Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
 
 class MapiNative : public NativeMessage {
  public:
-  explicit MapiNative(MapiMessage m) : m_(std::move(m)) {}
+  explicit MapiNative(MapiMessage m) : m_(std::move(m)), size_hint_(EstimateSize(m_)) {}
   std::string_view Kind() const override { return "mapi"; }
   Result<std::string> ToMime() const override { return RenderMime(m_); }
+  size_t SizeHint() const override { return size_hint_; }
 
  private:
+  // Attachments dominate; MIME's base64 adds a third.
+  static size_t EstimateSize(const MapiMessage& m) {
+    size_t n = 4096;
+    for (const auto& a : m.attachments) n += a.data.size() * 4 / 3 + (a.embedded ? EstimateSize(*a.embedded) : 0);
+    return n;
+  }
   MapiMessage m_;
+  size_t size_hint_;
 };
 
 std::string FolderName(libpff_item_t* folder) {
