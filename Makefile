@@ -60,7 +60,7 @@ test-tsan: deps
 # The whole suite twice: a normal build, then AddressSanitizer + UBSan.
 test: test-release test-asan
 
-bench: build
+bench: deps
 	./benchmarks/run.sh
 
 clean:

@@ -24,7 +24,11 @@ std::string ProgressBar::Render(uint64_t messages, uint64_t bytes, uint64_t tota
     double frac = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_bytes));
     int bar = std::max(10, std::min(40, width - 60));
     int filled = static_cast<int>(frac * bar);
-    out = "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(bar - filled), ' ') + "]";
+    // append() rather than operator+: GCC 12 -O3 warns falsely (-Wrestrict) on the latter.
+    out.append(1, '[');
+    out.append(static_cast<size_t>(filled), '#');
+    out.append(static_cast<size_t>(bar - filled), ' ');
+    out.append(1, ']');
     std::snprintf(buf, sizeof buf, " %3d%%", static_cast<int>(frac * 100));
     out += buf;
   }
