@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -341,24 +342,28 @@ int RunDiagnoseCommand(const StoreArgs& a) {
   return kExitOk;
 }
 
-int RunRecoverCommand(const StoreArgs& sa, const MergeArgs& ma) {
-  mbx::recovery::RecoverOptions opt;
-  if (int rc = BuildMergeOptions(ma, opt.merge); rc != kExitOk) return rc;
+// Runs recover, export or import: the common parsing, logging, signals and reporting.
+int RunStoreCommand(const StoreArgs& sa, const MergeArgs& ma,
+                    const std::function<mbx::Result<mbx::recovery::RecoverResult>(
+                        const mbx::recovery::Store&, const mbx::MergeOptions&, const mbx::recovery::MailboxFilter&,
+                        const std::function<void(const std::string&)>&)>& run) {
+  mbx::MergeOptions merge;
+  if (int rc = BuildMergeOptions(ma, merge); rc != kExitOk) return rc;
   if (int rc = InitLogging(ma); rc != kExitOk) return rc;
   mbx::recovery::Store store;
-  if (int rc = OpenStore(sa, &store, &opt.filter); rc != kExitOk) return rc;
-  opt.dry_run = ma.dry_run;
-  opt.merge.cancel = &g_cancel;
+  mbx::recovery::MailboxFilter filter;
+  if (int rc = OpenStore(sa, &store, &filter); rc != kExitOk) return rc;
+  merge.cancel = &g_cancel;
   bool tty = !ma.quiet && ::isatty(2);
-  opt.say = [tty, quiet = ma.quiet](const std::string& line) {
+  auto say = [tty](const std::string& line) {
     mbx::log::Info(line);
-    if (tty && !quiet) std::fprintf(stderr, "%s\n", line.c_str());
+    if (tty) std::fprintf(stderr, "%s\n", line.c_str());
   };
   struct sigaction sigs = {};
   sigs.sa_handler = OnSignal;
   ::sigaction(SIGINT, &sigs, nullptr);
   ::sigaction(SIGTERM, &sigs, nullptr);
-  auto result = mbx::recovery::Recover(store, opt);
+  auto result = run(store, merge, filter, say);
   if (!result.ok()) {
     return Fail(result.status().code() == Status::Code::kBusy || result.status().code() == Status::Code::kIOError
                     ? kExitFatal
@@ -378,6 +383,36 @@ int RunRecoverCommand(const StoreArgs& sa, const MergeArgs& ma) {
   mbx::log::Flush();
   if (g_cancel.load()) return kExitFatal;
   return result->ExitCode();
+}
+
+int RunRecoverCommand(const StoreArgs& sa, const MergeArgs& ma) {
+  return RunStoreCommand(sa, ma, [&](const auto& store, const auto& merge, const auto& filter, const auto& say) {
+    mbx::recovery::RecoverOptions opt;
+    opt.merge = merge;
+    opt.filter = filter;
+    opt.dry_run = ma.dry_run;
+    opt.say = say;
+    return mbx::recovery::Recover(store, opt);
+  });
+}
+
+int RunTransferCommand(const StoreArgs& sa, const MergeArgs& ma, const std::string& dir, const std::string& format,
+                       bool is_export) {
+  mbx::FormatKind kind = mbx::FormatKind::kBundle;
+  if (format == "pst") kind = mbx::FormatKind::kPst;
+  else if (format == "mbox") kind = mbx::FormatKind::kMbox;
+  else if (format == "maildir") kind = mbx::FormatKind::kMaildir;
+  else if (format != "mbxz") return Fail(kExitUsage, "--format must be mbxz, pst, mbox or maildir, not '" + format + "'");
+  return RunStoreCommand(sa, ma, [&](const auto& store, const auto& merge, const auto& filter, const auto& say) {
+    mbx::recovery::TransferOptions opt;
+    opt.merge = merge;
+    opt.filter = filter;
+    opt.dir = dir;
+    opt.format = kind;
+    opt.dry_run = ma.dry_run;
+    opt.say = say;
+    return is_export ? mbx::recovery::Export(store, opt) : mbx::recovery::Import(store, opt);
+  });
 }
 
 // The flags of every command that merges (merge, recover, import).
@@ -456,6 +491,25 @@ int main(int argc, char** argv) {
       "user's change to STORE/reconnect.ldif, move the blank mailbox to STORE/retired/. Journaled in STORE/.mbxmerge/:\n"
       "a run that was stopped or killed resumes where it stopped when run again.");
 
+  StoreArgs exp_store;
+  MergeArgs exp_merge;
+  std::string exp_dir, exp_format = "mbxz";
+  auto* exp = app.add_subcommand("export", "ExMerge step 1: each selected user's mailbox into DIR/<alias>.mbxz");
+  AddStoreFlags(exp, exp_store);
+  exp->add_option("--to", exp_dir, "Directory for the export files (created if missing)")->required();
+  exp->add_option("--format", exp_format, "mbxz (zstd bundle) | mbox | maildir | pst (needs the PST writer)")
+      ->capture_default_str();
+  AddMergeFlags(exp, exp_merge, /*with_mode=*/false);
+
+  StoreArgs imp_store;
+  MergeArgs imp_merge;
+  std::string imp_dir;
+  auto* imp = app.add_subcommand("import", "ExMerge step 2: merge each DIR/<alias>.* into that user's mailbox");
+  AddStoreFlags(imp, imp_store);
+  imp->add_option("--from", imp_dir, "Directory of export files named by alias (.mbxz, .pst, .mbox, or a Maildir)")
+      ->required();
+  AddMergeFlags(imp, imp_merge, /*with_mode=*/false);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -468,5 +522,7 @@ int main(int argc, char** argv) {
   if (list->parsed()) return RunListCommand(l);
   if (diagnose->parsed()) return RunDiagnoseCommand(diag_args);
   if (recover->parsed()) return RunRecoverCommand(rec_store, rec_merge);
+  if (exp->parsed()) return RunTransferCommand(exp_store, exp_merge, exp_dir, exp_format, /*is_export=*/true);
+  if (imp->parsed()) return RunTransferCommand(imp_store, imp_merge, imp_dir, "mbxz", /*is_export=*/false);
   return kExitUsage;
 }

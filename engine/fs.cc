@@ -76,6 +76,20 @@ Result<std::string> ReadPrefix(const std::string& path, size_t max) {
 
 Result<std::string> ReadFile(const std::string& path) { return ReadPrefix(path, SIZE_MAX); }
 
+Status CopyInto(const std::string& from, int to_fd, const std::string& to_for_errors) {
+  MBX_ASSIGN_OR_RETURN(Fd in, Open(from, O_RDONLY));
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read '" + from + "'", errno);
+    }
+    if (n == 0) return Status::Ok();
+    MBX_RETURN_IF_ERROR(WriteAll(to_fd, std::string_view(buf.data(), static_cast<size_t>(n)), to_for_errors));
+  }
+}
+
 Status AtomicWriteFile(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
@@ -217,10 +231,14 @@ MailboxLock::~MailboxLock() { Release(); }
 Result<MailboxLock> MailboxLock::Acquire(const std::string& path, int fd) {
   MailboxLock lock;
   if (fd >= 0) {
+    // An open-file-description lock: unlike a classic POSIX lock it is not
+    // dropped when this process closes some other descriptor of the same file,
+    // and a second sink in the same process conflicts with the first.
     struct flock fl = {};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
-    if (::fcntl(fd, F_SETLK, &fl) != 0) {
+    fl.l_pid = 0;
+    if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
       if (errno == EACCES || errno == EAGAIN) {
         return Status::Busy("'" + path + "' is locked by another process (fcntl lock)");
       }
@@ -252,7 +270,8 @@ void MailboxLock::Release() {
     struct flock fl = {};
     fl.l_type = F_UNLCK;
     fl.l_whence = SEEK_SET;
-    ::fcntl(fd_, F_SETLK, &fl);
+    fl.l_pid = 0;
+    ::fcntl(fd_, F_OFD_SETLK, &fl);
     fd_ = -1;
   }
 }

@@ -42,6 +42,8 @@ Status FsyncDir(const std::string& dir);
 Result<std::string> ReadFile(const std::string& path);
 // Reads at most `max` bytes from the start of the file.
 Result<std::string> ReadPrefix(const std::string& path, size_t max);
+// Appends the whole content of file `from` to `to_fd` in bounded chunks.
+Status CopyInto(const std::string& from, int to_fd, const std::string& to_for_errors);
 // Writes `data` to a temporary file beside `path`, fsyncs it, renames it over
 // `path` and fsyncs the directory.
 Status AtomicWriteFile(const std::string& path, std::string_view data);

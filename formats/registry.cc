@@ -4,6 +4,7 @@
 #include "formats/eml/eml.h"
 #include "formats/maildir/maildir.h"
 #include "formats/mbox/mbox.h"
+#include "formats/mbxz/mbxz.h"
 #include "formats/pst/pst.h"
 
 namespace mbx {
@@ -28,6 +29,7 @@ std::string_view FormatName(FormatKind kind) {
     case FormatKind::kEml: return "eml";
     case FormatKind::kMboxDir: return "mboxdir";
     case FormatKind::kPst: return "pst";
+    case FormatKind::kBundle: return "mbxz";
   }
   return "?";
 }
@@ -41,6 +43,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
       {"eml:", FormatKind::kEml},
       {"mboxdir:", FormatKind::kMboxDir},
       {"pst:", FormatKind::kPst},
+      {"mbxz:", FormatKind::kBundle},
   };
   if (spec.empty()) return Status::InvalidArgument("empty mailbox location");
   Location loc;
@@ -59,7 +62,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
   loc.exists = fs::Exists(loc.path);
 
   if (typed) {
-    bool want_file = loc.kind == FormatKind::kMbox || loc.kind == FormatKind::kPst;
+    bool want_file = loc.kind == FormatKind::kMbox || loc.kind == FormatKind::kPst || loc.kind == FormatKind::kBundle;
     if (loc.exists && want_file && !fs::IsFile(loc.path)) {
       return Status::InvalidArgument("'" + loc.path + "' is not a file, but " + std::string(FormatName(loc.kind)) +
                                      ": names one file");
@@ -70,7 +73,13 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     }
   } else if (loc.exists) {
     if (fs::IsFile(loc.path)) {
-      loc.kind = pst::HasPstMagic(loc.path) || HasPstSuffix(loc.path) ? FormatKind::kPst : FormatKind::kMbox;
+      if (pst::HasPstMagic(loc.path) || HasPstSuffix(loc.path)) {
+        loc.kind = FormatKind::kPst;
+      } else if (EndsWith(loc.path, ".mbxz") || mbxz::HasZstdMagic(loc.path)) {
+        loc.kind = FormatKind::kBundle;
+      } else {
+        loc.kind = FormatKind::kMbox;
+      }
     } else if (fs::IsDir(loc.path)) {
       loc.kind = maildir::IsMaildir(loc.path) ? FormatKind::kMaildir : FormatKind::kEml;
     } else {
@@ -78,6 +87,8 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     }
   } else if (HasPstSuffix(loc.path)) {
     loc.kind = FormatKind::kPst;
+  } else if (EndsWith(loc.path, ".mbxz")) {
+    loc.kind = FormatKind::kBundle;
   } else if (EndsWith(loc.path, ".mbox") || EndsWith(loc.path, ".mbx")) {
     loc.kind = FormatKind::kMbox;
   } else {
@@ -96,6 +107,7 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc) {
     case FormatKind::kMaildir: return maildir::OpenSource(loc.path);
     case FormatKind::kEml: return eml::OpenSource(loc.path);
     case FormatKind::kPst: return pst::OpenSource(loc.path);
+    case FormatKind::kBundle: return mbxz::OpenSource(loc.path);
   }
   return Status::Unsupported("unknown mailbox format");
 }
@@ -108,6 +120,7 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOpt
     case FormatKind::kEml: return eml::OpenSink(loc.path, opts);
     case FormatKind::kPst:
       return Status::Unsupported("writing PST is not supported yet (the PST writer issue)");
+    case FormatKind::kBundle: return mbxz::OpenSink(loc.path, opts);
   }
   return Status::Unsupported("unknown mailbox format");
 }

@@ -16,6 +16,7 @@ enum class FormatKind {
   kEml,      // a directory tree, one .eml file per message
   kMboxDir,  // one mbox file per folder: Inbox.mbox, Inbox/Projects.mbox
   kPst,      // an Outlook PST or OST file (read only for now)
+  kBundle,   // an .mbxz bundle: zstd-compressed messages with folders and flags
 };
 
 std::string_view FormatName(FormatKind kind);  // "mbox", "maildir", "eml", "mboxdir", "pst"

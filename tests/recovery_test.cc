@@ -310,6 +310,53 @@ TEST_F(StoreTest, BadDirectoryIsAClearError) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
+  WriteFileOrDie(tmp_ / "list.txt", "# the ones with mailboxes\nalice\nBob Baker\ndave\n");
+  const std::string mb = store_ + "/mailboxes/";
+  std::map<std::string, std::string> connected = {{"alice", mb + G(11).ToString()},
+                                                  {"bob", mb + G(2).ToString() + ".mbox"},
+                                                  {"dave", mb + G(14).ToString() + ".mbox"}};
+  std::map<std::string, std::map<std::string, int>> before;
+  for (const auto& [alias, path] : connected) before[alias] = Ids(path);
+
+  auto r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "exp", "--mailboxes", tmp_ / "list.txt",
+                        "--quiet", "--report", tmp_ / "e.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [alias, _] : connected) {
+    EXPECT_TRUE(stdfs::exists(tmp_ / ("exp/" + alias + ".mbxz"))) << alias;
+    EXPECT_EQ(Ids(tmp_ / ("exp/" + alias + ".mbxz")), before[alias]) << alias;
+  }
+  EXPECT_FALSE(stdfs::exists(tmp_ / "exp/carol.mbxz"));
+
+  // Empty the connected mailboxes, then import: everything comes back, once.
+  stdfs::remove_all(connected["alice"]);
+  for (const char* sub : {"cur", "new", "tmp"}) stdfs::create_directories(connected["alice"] + "/" + sub);
+  WriteFileOrDie(connected["bob"], "");
+  WriteFileOrDie(connected["dave"], "");
+  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report", tmp_ / "i.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [alias, path] : connected) EXPECT_EQ(Ids(path), before[alias]) << alias;
+  auto folders = [](const std::string& path) {
+    std::set<std::string> out;
+    auto src = OpenSource(*ParseLocation(path, false));
+    Message m;
+    while (*(*src)->Next(&m)) out.insert(m.folder);
+    return out;
+  };
+  EXPECT_GE(folders(connected["alice"]).size(), 2u);
+
+  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report", tmp_ / "i2.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(ReadFileOrDie(tmp_ / "i2.json"));
+  for (const auto& u : j["users"]) EXPECT_EQ(u["written"], 0) << u["alias"];
+
+  // PST export waits for the PST writer: a clear refusal, nothing written.
+  r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "pst", "--format", "pst", "--quiet"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("PST writer"), std::string::npos);
+  EXPECT_FALSE(stdfs::exists(tmp_ / "pst"));
+}
+
 TEST(JournalTest, IgnoresATornLastLine) {
   TempDir tmp;
   WriteFileOrDie(tmp / "j", "merged\ta\tx\nreconnected\ta\t\nmerged\tb\t\nretir");

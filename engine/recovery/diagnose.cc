@@ -97,6 +97,16 @@ std::string Human(uint64_t b) {
   return buf;
 }
 
+// Pads to `width` columns counting UTF-8 characters, not bytes, so that
+// non-ASCII display names keep the table aligned.
+std::string Pad(std::string_view text, size_t width) {
+  size_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+  std::string out(text);
+  if (chars < width) out.append(width - chars, ' ');
+  return out;
+}
+
 }  // namespace
 
 std::vector<DiagnoseRow> Diagnose(const Store& store, bool count) {
@@ -196,8 +206,8 @@ std::string DiagnoseTable(const std::vector<DiagnoseRow>& rows) {
              (r.original_size.messages ? std::to_string(*r.original_size.messages) : std::string("?")) + " messages)";
     }
     if (!r.size.error.empty()) note += (note.empty() ? "" : "; ") + std::string("unreadable: ") + r.size.error;
-    std::snprintf(line, sizeof line, "%-18s %-16s %-24s %-36s %9s %10s  %s\n", std::string(StateName(r.state)).c_str(),
-                  r.user ? r.user->alias.c_str() : "-", r.user ? r.user->display_name.c_str() : "-",
+    std::snprintf(line, sizeof line, "%-18s %s %s %-36s %9s %10s  %s\n", std::string(StateName(r.state)).c_str(),
+                  Pad(r.user ? r.user->alias : "-", 16).c_str(), Pad(r.user ? r.user->display_name : "-", 24).c_str(),
                   r.mailbox ? r.mailbox->ToString().c_str() : "-", msgs.c_str(),
                   r.size.messages ? Human(r.size.bytes).c_str() : "-", note.c_str());
     out += line;

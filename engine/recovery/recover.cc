@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
 
 #include "engine/log.h"
@@ -203,7 +204,7 @@ int RecoverResult::ExitCode() const {
 std::string RecoverResult::Summary() const {
   std::string out;
   char line[1024];
-  size_t recovered = 0, already = 0, failed = 0;
+  std::map<std::string, size_t> by_status;
   uint64_t written = 0, dups = 0;
   for (const auto& u : users) {
     FolderCounts c = u.merge.Total();
@@ -214,13 +215,17 @@ std::string RecoverResult::Summary() const {
     out += line;
     written += c.written;
     dups += c.duplicates;
-    if (u.status == "recovered" || u.status == "planned") ++recovered;
-    if (u.status == "already-recovered") ++already;
-    if (u.status == "failed") ++failed;
+    by_status[u.status]++;
   }
-  std::snprintf(line, sizeof line, "%s%zu users %s, %zu already recovered, %zu failed; %llu messages %s, %llu duplicates skipped; %.1f s\n",
-                dry_run ? "DRY RUN: " : "", recovered, dry_run ? "to recover" : "recovered", already, failed,
-                static_cast<unsigned long long>(written), dry_run ? "to merge" : "merged",
+  out += dry_run ? "DRY RUN: " : "";
+  out += command + ": " + std::to_string(users.size()) + " users (";
+  bool first = true;
+  for (const auto& [status, n] : by_status) {
+    out += (first ? "" : ", ") + std::to_string(n) + " " + status;
+    first = false;
+  }
+  std::snprintf(line, sizeof line, "); %llu messages %s, %llu duplicates skipped; %.1f s\n",
+                static_cast<unsigned long long>(written), dry_run ? "to write" : "written",
                 static_cast<unsigned long long>(dups), seconds);
   out += line;
   if (!dry_run && !reconnect_file.empty()) {
@@ -231,7 +236,7 @@ std::string RecoverResult::Summary() const {
 
 std::string RecoverResult::ToJson() const {
   nlohmann::json j;
-  j["command"] = "recover";
+  j["command"] = command;
   j["dry_run"] = dry_run;
   j["reconnect_file"] = reconnect_file;
   j["seconds"] = seconds;
@@ -256,6 +261,46 @@ std::string RecoverResult::ToJson() const {
   }
   j["exit_status"] = ExitCode();
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options, bool dry_run,
+                  bool create_target, UserOutcome* out) {
+  auto fail = [&](const Status& s, std::string_view what) {
+    out->status = "failed";
+    out->error = s.WithContext(what).message();
+    return false;
+  };
+  auto src = OpenSource(from);
+  if (!src.ok()) return fail(src.status(), "source mailbox");
+  std::unique_ptr<MailboxSink> sink;
+  if (dry_run) {
+    std::unique_ptr<MailboxSource> existing;
+    if (fs::Exists(into.path)) {
+      auto e = OpenSource(into);
+      if (!e.ok()) return fail(e.status(), "target mailbox");
+      existing = std::move(e).value();
+    }
+    sink = NewDryRunSink(std::move(existing), into.ToString(), into.kind == FormatKind::kMbox);
+  } else {
+    SinkOptions sopt;
+    sopt.create = create_target;
+    auto s = OpenSink(into, sopt);
+    if (!s.ok()) return fail(s.status(), "target mailbox");
+    sink = std::move(s).value();
+  }
+  MergeOptions mopt = options;
+  mopt.dry_run = dry_run;
+  std::vector<MailboxSource*> sources{src->get()};
+  out->merge = RunMerge(sources, sink.get(), mopt);
+  out->merged = true;
+  if (out->merge.ExitCode() != 0) {
+    out->status = "failed";
+    out->error = !out->merge.fatal.empty()
+                     ? out->merge.fatal
+                     : std::to_string(out->merge.Total().failed) + " messages could not be merged; the source is kept";
+    return false;
+  }
+  return true;
 }
 
 Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
@@ -321,47 +366,16 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
       if (opt.say) opt.say(u->alias + ": merging " + blank->path + " into " + original->path);
       auto src_loc = ParseLocation(blank->path, false);
       auto dst_loc = ParseLocation(original->path, false);
-      Status open_error;
-      std::unique_ptr<MailboxSource> src;
-      std::unique_ptr<MailboxSink> sink;
-      if (!src_loc.ok()) open_error = src_loc.status();
-      else if (!dst_loc.ok()) open_error = dst_loc.status();
-      if (open_error.ok()) {
-        auto s = OpenSource(*src_loc);
-        if (!s.ok()) open_error = s.status().WithContext("blank mailbox");
-        else src = std::move(s).value();
-      }
-      if (open_error.ok()) {
-        if (opt.dry_run) {
-          auto existing = OpenSource(*dst_loc);
-          if (!existing.ok()) open_error = existing.status().WithContext("original mailbox");
-          else sink = NewDryRunSink(std::move(existing).value(), dst_loc->ToString(), dst_loc->kind == FormatKind::kMbox);
-        } else {
-          SinkOptions sopt;
-          sopt.create = false;
-          auto s = OpenSink(*dst_loc, sopt);
-          if (!s.ok()) open_error = s.status().WithContext("original mailbox");
-          else sink = std::move(s).value();
-        }
-      }
-      if (!open_error.ok()) {
+      if (!src_loc.ok() || !dst_loc.ok()) {
         out.status = "failed";
-        out.error = open_error.message();
+        out.error = (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message();
         result.users.push_back(std::move(out));
         continue;
       }
       MergeOptions mopt = opt.merge;
       mopt.mode = MergeMode::kMerge;
-      mopt.dry_run = opt.dry_run;
       if (mopt.dedupe == DedupeRule::kNone) mopt.dedupe = DedupeRule::kAuto;
-      std::vector<MailboxSource*> sources{src.get()};
-      out.merge = RunMerge(sources, sink.get(), mopt);
-      out.merged = true;
-      if (out.merge.ExitCode() != 0) {
-        out.status = "failed";
-        out.error = !out.merge.fatal.empty() ? out.merge.fatal
-                                              : std::to_string(out.merge.Total().failed) +
-                                                    " messages could not be merged; the blank mailbox is kept";
+      if (!MergeMailbox(*src_loc, *dst_loc, mopt, opt.dry_run, /*create_target=*/false, &out)) {
         result.users.push_back(std::move(out));
         continue;
       }

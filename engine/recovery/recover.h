@@ -11,6 +11,7 @@
 #include "engine/fs.h"
 #include "engine/merge.h"
 #include "engine/recovery/store.h"
+#include "formats/registry.h"
 
 namespace mbx::recovery {
 
@@ -73,20 +74,48 @@ struct UserOutcome {
   std::string error;
 };
 
+// The outcome of a store command (recover, export, import): one row per user.
 struct RecoverResult {
   std::vector<UserOutcome> users;
   std::string reconnect_file;
   bool dry_run = false;
+  std::string command = "recover";
   double seconds = 0;
   int ExitCode() const;  // 0 all recovered; 1 some users failed
   std::string Summary() const;
   std::string ToJson() const;
 };
 
+// Merges mailbox `from` into `into` for a store command (a dry-run sink when
+// `dry_run`). Fills out->merge; on failure sets out->status/error, returns false.
+bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options, bool dry_run,
+                  bool create_target, UserOutcome* out);
+
 // For every selected blank-connected user: merge the blank mailbox into the
 // original one, append the user's change to STORE/reconnect.ldif, move the
 // blank mailbox to STORE/retired/. Each step is journaled, so a killed run
 // resumes where it stopped. A user that fails does not stop the others.
 Result<RecoverResult> Recover(const Store& store, const RecoverOptions& options);
+
+}  // namespace mbx::recovery
+
+namespace mbx::recovery {
+
+struct TransferOptions {
+  MergeOptions merge;
+  MailboxFilter filter;
+  std::string dir;                  // export: --to DIR; import: --from DIR
+  FormatKind format = FormatKind::kBundle;  // export file format
+  bool dry_run = false;
+  std::function<void(const std::string&)> say;
+};
+
+// ExMerge step 1: each selected user's connected mailbox into DIR/<alias>.mbxz
+// (merged into the file when it exists: a rerun adds nothing twice).
+Result<RecoverResult> Export(const Store& store, const TransferOptions& options);
+
+// ExMerge step 2: each DIR/<alias>.{mbxz,pst,mbox} (or DIR/<alias>/ Maildir) merged
+// into the connected mailbox of the user with that alias.
+Result<RecoverResult> Import(const Store& store, const TransferOptions& options);
 
 }  // namespace mbx::recovery
