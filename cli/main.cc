@@ -22,6 +22,7 @@
 #include "engine/progress.h"
 #include "engine/recovery/diagnose.h"
 #include "engine/recovery/recover.h"
+#include "formats/maildir/maildir.h"
 #include "formats/registry.h"
 
 namespace {
@@ -77,6 +78,7 @@ struct MergeArgs {
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   bool dry_run = false;
   bool no_hardlinks = false;
+  size_t batch = 1000;
   std::string report, log_file, log_level = "info";
   bool quiet = false;
 };
@@ -149,6 +151,7 @@ int BuildMergeOptions(const MergeArgs& a, mbx::MergeOptions& opt) {
   while (!opt.target_folder.empty() && opt.target_folder.front() == '/') opt.target_folder.erase(0, 1);
   opt.jobs = a.jobs;
   opt.dry_run = a.dry_run;
+  opt.batch_messages = a.batch;
   opt.cancel = &g_cancel;
 
   return kExitOk;
@@ -189,7 +192,10 @@ int RunMergeCommand(const MergeArgs& a) {
     }
   }
   std::unique_ptr<mbx::MailboxSource> existing;
-  if (target->exists) {
+  // A directory that is not a Maildir yet (empty, or left half-made by a killed
+  // run) is a new target: the sink completes its layout.
+  bool half_made = target->kind == mbx::FormatKind::kMaildir && !mbx::maildir::IsMaildir(target->path);
+  if (target->exists && !half_made) {
     auto ex = mbx::OpenSource(*target);
     if (!ex.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + ex.status().message());
     existing = std::move(ex).value();
@@ -438,6 +444,9 @@ void AddMergeFlags(CLI::App* cmd, MergeArgs& m, bool with_mode) {
   cmd->add_option("--jobs,-j", m.jobs, "Worker threads (default: hardware threads)")->capture_default_str();
   cmd->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
   cmd->add_flag("--no-hardlinks", m.no_hardlinks, "Always copy message files, never hard-link them");
+  cmd->add_option("--batch", m.batch, "Messages per durable batch (fsync, rename); smaller loses less work to a crash")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
   cmd->add_option("--report", m.report, "Write a JSON report to FILE");
   cmd->add_option("--log", m.log_file, "Append a log to FILE");
   cmd->add_option("--log-level", m.log_level, "debug | info | warn | error | off")->capture_default_str();

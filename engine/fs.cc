@@ -5,7 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <cerrno>
+#include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <utility>
 
@@ -211,6 +215,24 @@ void MappedFile::DontNeed(size_t offset, size_t length) const {
   if (end > start) ::madvise(static_cast<char*>(addr_) + start, end - start, MADV_DONTNEED);
 }
 
+namespace {
+
+// A dotlock is stale when the process whose pid it holds is gone, or, when it
+// holds no pid (other programs write empty dotlocks), when it is older than
+// five minutes, as procmail's lockfile rule has it.
+bool DotlockIsStale(const std::string& dot) {
+  auto text = ReadPrefix(dot, 64);
+  if (text.ok()) {
+    char* end = nullptr;
+    long pid = std::strtol(text->c_str(), &end, 10);
+    if (end != text->c_str() && pid > 0) return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+  }
+  struct stat st;
+  return ::stat(dot.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime > 300;
+}
+
+}  // namespace
+
 MailboxLock::MailboxLock(MailboxLock&& o) noexcept
     : dotlock_(std::move(o.dotlock_)), fd_(std::exchange(o.fd_, -1)) {
   o.dotlock_.clear();
@@ -247,16 +269,34 @@ Result<MailboxLock> MailboxLock::Acquire(const std::string& path, int fd) {
     lock.fd_ = fd;
   }
   std::string dot = path + ".lock";
-  int dfd = ::open(dot.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (dfd < 0) {
-    if (errno == EEXIST) {
-      return Status::Busy("'" + path + "' is locked by another process (dotlock '" + dot + "' exists)");
+  // Write the pid to a unique file, then link() it to the dotlock name: the
+  // dotlock appears with its pid in it or not at all, even if we are killed.
+  std::string tmp = dot + "." + std::to_string(::getpid()) + ".tmp";
+  {
+    int tfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (tfd < 0) return Status::FromErrno("create dotlock '" + tmp + "'", errno);
+    std::string pid = std::to_string(::getpid()) + "\n";
+    bool wrote = ::write(tfd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+    ::close(tfd);
+    if (!wrote) {
+      ::unlink(tmp.c_str());
+      return Status::IOError("cannot write dotlock '" + tmp + "'");
     }
-    return Status::FromErrno("create dotlock '" + dot + "'", errno);
   }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  (void)!::write(dfd, pid.data(), pid.size());
-  ::close(dfd);
+  int link_error = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    link_error = ::link(tmp.c_str(), dot.c_str()) == 0 ? 0 : errno;
+    if (link_error != EEXIST) break;
+    if (attempt == 0 && DotlockIsStale(dot)) {
+      ::unlink(dot.c_str());  // left by a process that died (kill -9, crash)
+      continue;
+    }
+  }
+  ::unlink(tmp.c_str());
+  if (link_error == EEXIST) {
+    return Status::Busy("'" + path + "' is locked by another process (dotlock '" + dot + "' exists)");
+  }
+  if (link_error != 0) return Status::FromErrno("create dotlock '" + dot + "'", link_error);
   lock.dotlock_ = dot;
   return lock;
 }

@@ -81,6 +81,8 @@ CommandResult Run(const std::vector<std::string>& argv) {
   return r;
 }
 
+std::string MbxmergePath() { return MBX_BINARY; }
+
 CommandResult RunMbxmerge(const std::vector<std::string>& args) {
   std::vector<std::string> argv{MBX_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -30,6 +30,8 @@ struct CommandResult {
 
 // Runs `argv` (no shell), capturing stdout and stderr.
 CommandResult Run(const std::vector<std::string>& argv);
+// The mbxmerge binary under test.
+std::string MbxmergePath();
 // Runs the mbxmerge binary under test with `args`.
 CommandResult RunMbxmerge(const std::vector<std::string>& args);
 // Runs the sample generator (mbxgen) with `args`.

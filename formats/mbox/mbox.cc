@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -16,6 +17,10 @@
 
 namespace mbx::mbox {
 namespace {
+
+// PATH.mbxmerge-undo holds the file length before an append in progress.
+std::string UndoPath(const std::string& path) { return path + ".mbxmerge-undo"; }
+
 
 constexpr std::string_view kFrom = "From ";
 constexpr MessageFlags kMboxFlags =
@@ -376,6 +381,8 @@ class MboxSink : public FileSink {
   Status Prepare() override {
     MBX_RETURN_IF_ERROR(usable_);
     if (staged_.empty()) return Status::Ok();
+    // Journal first: until Commit() removes it, the next open cuts the file back here.
+    MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(UndoPath(path_), std::to_string(good_len_) + "\n"));
     Status s;
     if (::lseek(fd_.get(), static_cast<off_t>(good_len_), SEEK_SET) < 0) {
       s = Status::FromErrno("seek '" + path_ + "'", errno);
@@ -393,6 +400,10 @@ class MboxSink : public FileSink {
   }
 
   void Commit() override {
+    if (prepared_ != 0 || fs::Exists(UndoPath(path_))) {
+      ::unlink(UndoPath(path_).c_str());
+      (void)fs::FsyncDir(fs::Dirname(path_));
+    }
     good_len_ += prepared_;
     if (prepared_ != 0) separator_.clear();
     prepared_ = 0;
@@ -560,6 +571,24 @@ Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const Si
   if (!S_ISREG(st.st_mode))
     return Status::InvalidArgument("mbox '" + path + "' is not a regular file");
   MBX_ASSIGN_OR_RETURN(fs::MailboxLock lock, fs::MailboxLock::Acquire(path, fd.get()));
+  // A batch whose append was never confirmed (the run was killed mid-write):
+  // cut it off, so the rerun appends it again, whole and once.
+  std::string undo = UndoPath(path);
+  if (fs::IsFile(undo)) {
+    MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(undo));
+    char* end = nullptr;
+    unsigned long long len = std::strtoull(text.c_str(), &end, 10);
+    if (end == text.c_str()) return Status::Corruption("mbox undo record '" + undo + "' is unreadable");
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+    if (static_cast<unsigned long long>(st.st_size) > len) {
+      if (::ftruncate(fd.get(), static_cast<off_t>(len)) != 0) {
+        return Status::FromErrno("truncate '" + path + "' to its last confirmed length", errno);
+      }
+      MBX_RETURN_IF_ERROR(fs::FsyncFd(fd.get(), path));
+    }
+    ::unlink(undo.c_str());
+    MBX_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path)));
+  }
   // Re-read the length under the lock: another writer may have appended.
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
   if (!existed) MBX_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path)));
