@@ -463,6 +463,11 @@ int main(int argc, char** argv) {
       "An existing path is typed by what it is; a new --into path by suffix (.mbox) or else Maildir.",
       "mbxmerge"};
   app.require_subcommand(1);
+  // ExMerge kept its settings in ExMerge.ini: any option can come from a file,
+  // top-level keys or a [merge] / [recover] / [export] / [import] section.
+  app.set_config("--config", "", "Read options from an INI or TOML file (command-line flags win)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.fallthrough();  // `mbxmerge recover --config run.ini` as well as `mbxmerge --config run.ini recover`
   app.set_version_flag("--version", "mbxmerge 0.1.0");
 
   MergeArgs m;

@@ -56,6 +56,8 @@ std::string UserEntry(const std::string& alias, const std::string& display, cons
   return e;
 }
 
+std::map<std::string, int> StoreTest_Ids(const std::string& path);
+
 // A small KB 278447 store:
 //   alice  blank-connected (blank Maildir G(11) -> original Maildir G(1))
 //   bob    ok (mbox G(2))
@@ -105,22 +107,7 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
-  // X-Mbxgen-Id -> count, over every message of a mailbox.
-  static std::map<std::string, int> Ids(const std::string& path) {
-    std::map<std::string, int> out;
-    auto loc = ParseLocation(path, false);
-    EXPECT_TRUE(loc.ok());
-    auto src = OpenSource(*loc);
-    EXPECT_TRUE(src.ok());
-    Message m;
-    while (*(*src)->Next(&m)) {
-      size_t at = m.mime.find("X-Mbxgen-Id: ");
-      if (at == std::string::npos) continue;
-      size_t end = m.mime.find_first_of("\r\n", at);
-      out[m.mime.substr(at + 13, end - at - 13)]++;
-    }
-    return out;
-  }
+  static std::map<std::string, int> Ids(const std::string& path) { return StoreTest_Ids(path); }
 
   static std::set<std::string> ManifestIds(const std::string& tsv) {
     std::set<std::string> out;
@@ -133,6 +120,25 @@ class StoreTest : public ::testing::Test {
   TempDir tmp_;
   std::string store_;
 };
+
+// X-Mbxgen-Id -> count, over every message of a mailbox.
+std::map<std::string, int> StoreTest_Ids(const std::string& path) {
+  std::map<std::string, int> out;
+  auto loc = ParseLocation(path, false);
+  EXPECT_TRUE(loc.ok()) << path;
+  if (!loc.ok()) return out;
+  auto src = OpenSource(*loc);
+  EXPECT_TRUE(src.ok()) << path;
+  if (!src.ok()) return out;
+  Message m;
+  while (*(*src)->Next(&m)) {
+    size_t at = m.mime.find("X-Mbxgen-Id: ");
+    if (at == std::string::npos) continue;
+    size_t end = m.mime.find_first_of("\r\n", at);
+    out[m.mime.substr(at + 13, end - at - 13)]++;
+  }
+  return out;
+}
 
 TEST_F(StoreTest, DiagnoseFindsEveryState) {
   auto states = States();
@@ -355,6 +361,62 @@ TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("PST writer"), std::string::npos);
   EXPECT_FALSE(stdfs::exists(tmp_ / "pst"));
+}
+
+TEST_F(StoreTest, OptionsFromAConfigFile) {
+  WriteFileOrDie(tmp_ / "run.ini", "# like ExMerge.ini\n[recover]\nstore = \"" + store_ +
+                                       "\"\nrange = \"a..b\"\nreport = \"" + tmp_ / "r.json" + "\"\nquiet = true\n");
+  auto r = RunMbxmerge({"recover", "--config", tmp_ / "run.ini"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(ReadFileOrDie(tmp_ / "r.json"));
+  ASSERT_EQ(j["users"].size(), 1u);  // the range a..b takes alice only
+  EXPECT_EQ(j["users"][0]["alias"], "alice");
+  EXPECT_TRUE(stdfs::exists(store_ + "/retired/" + G(11).ToString()));
+  EXPECT_TRUE(stdfs::exists(store_ + "/mailboxes/" + G(14).ToString() + ".mbox"));  // dave untouched
+
+  WriteFileOrDie(tmp_ / "bad.ini", "[recover]\nstore = \"" + store_ + "\"\nmailbox-list = \"x\"\n");
+  r = RunMbxmerge({"recover", "--config", tmp_ / "bad.ini"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("mailbox-list"), std::string::npos) << r.err;
+}
+
+// N machines each recovering one shard end with the same store as one run.
+TEST(ShardTest, ShardsTogetherEqualTheUnshardedRun) {
+  TempDir tmp;
+  auto g = RunMbxgen({"store", "--out", tmp / "one", "--users", "14", "--messages", "15", "--seed", "9"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  stdfs::copy(tmp / "one", tmp / "many", stdfs::copy_options::recursive);
+  ASSERT_EQ(RunMbxmerge({"recover", "--store", tmp / "one", "--quiet"}).exit_code, 0);
+  size_t nonempty = 0;
+  for (const char* shard : {"1/3", "2/3", "3/3"}) {
+    auto r = RunMbxmerge({"recover", "--store", tmp / "many", "--shard", shard, "--report", tmp / "s.json", "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    nonempty += !nlohmann::json::parse(ReadFileOrDie(tmp / "s.json"))["users"].empty();
+  }
+  EXPECT_GE(nonempty, 2u);  // the users really were split
+  auto records = [](const std::string& ldif) {
+    std::multiset<std::string> out;
+    size_t pos = ldif.find("\n\n");
+    while (pos != std::string::npos && pos + 2 < ldif.size()) {
+      size_t end = ldif.find("\n\n", pos + 2);
+      out.insert(ldif.substr(pos + 2, end == std::string::npos ? std::string::npos : end - pos - 2));
+      pos = end;
+    }
+    return out;
+  };
+  EXPECT_EQ(records(ReadFileOrDie(tmp / "many/reconnect.ldif")), records(ReadFileOrDie(tmp / "one/reconnect.ldif")));
+  EXPECT_GT(records(ReadFileOrDie(tmp / "one/reconnect.ldif")).size(), 5u);
+  auto listing = [](const std::string& dir) {
+    std::set<std::string> out;
+    for (const auto& e : stdfs::directory_iterator(dir)) out.insert(e.path().filename().string());
+    return out;
+  };
+  EXPECT_EQ(listing(tmp / "many/retired"), listing(tmp / "one/retired"));
+  for (const auto& name : listing(tmp / "one/mailboxes")) {
+    std::string a = tmp / ("one/mailboxes/" + name), b = tmp / ("many/mailboxes/" + name);
+    auto ids_a = StoreTest_Ids(a), ids_b = StoreTest_Ids(b);
+    EXPECT_EQ(ids_a, ids_b) << name;
+  }
 }
 
 TEST(JournalTest, IgnoresATornLastLine) {
