@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,20 +75,30 @@ void AppendFields(std::string_view headers, const std::string_view (&fields)[N],
   }
 }
 
-bool HasMessageId(std::string_view headers) {
+// "mid:<id>" when the message has a non-empty Message-ID (the message-id rule's key).
+std::optional<std::string> MessageIdKey(std::string_view headers) {
   auto v = mime::FindField(headers, "message-id");
-  return v && !mime::Unfold(*v).empty();
+  if (!v) return std::nullopt;
+  std::string id = mime::Unfold(*v);
+  if (id.empty()) return std::nullopt;
+  return "mid:" + id;
 }
 
-// Feeds the body with CRLF folded to LF and trailing blank lines dropped, so
-// the same body stored by different mailbox formats hashes the same.
-void HashBody(std::string_view body, Sha256* h) {
+// The body without trailing blank lines and white space: mbox storage adds a
+// newline, other formats do not.
+std::string_view TrimBodyEnd(std::string_view body) {
   size_t end = body.size();
   while (end > 0 && (body[end - 1] == '\n' || body[end - 1] == '\r' || body[end - 1] == ' ' ||
                      body[end - 1] == '\t')) {
     --end;
   }
-  body = body.substr(0, end);
+  return body.substr(0, end);
+}
+
+// Feeds the body with CRLF folded to LF and trailing blank lines dropped, so
+// the same body stored by different mailbox formats hashes the same.
+void HashBody(std::string_view body, Sha256* h) {
+  body = TrimBodyEnd(body);
   size_t start = 0;
   while (start < body.size()) {
     const void* cr = std::memchr(body.data() + start, '\r', body.size() - start);
@@ -133,8 +144,9 @@ std::string ToHex(const uint8_t* data, size_t n) {
 HeaderKey ComputeHeaderKey(std::string_view message, DedupeRule rule) {
   std::string_view headers = mime::HeaderBlock(message);
   std::string text;
-  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
-    text = "mid:" + mime::Unfold(*mime::FindField(headers, "message-id"));
+  auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt;
+  if (mid) {
+    text = *mid;
   } else if (rule == DedupeRule::kAuto) {
     text = "auto\n";
     AppendFields(headers, kAutoKeyFields, &text);
@@ -154,8 +166,8 @@ Digest ComputeDigest(std::string_view message, DedupeRule rule) {
   size_t body_at = mime::BodyOffset(message);
   std::string_view headers = mime::HeaderBlock(message);
   Sha256 h;
-  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
-    h.Update("mid:" + mime::Unfold(*mime::FindField(headers, "message-id")));
+  if (auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt) {
+    h.Update(*mid);
     return h.Final();
   }
   DedupeRule canon = rule == DedupeRule::kAuto ? DedupeRule::kAuto : DedupeRule::kContent;
@@ -168,17 +180,11 @@ Digest ComputeDigest(std::string_view message, DedupeRule rule) {
 std::string CanonicalForm(std::string_view message, DedupeRule rule) {
   size_t body_at = mime::BodyOffset(message);
   std::string_view headers = mime::HeaderBlock(message);
-  if (rule == DedupeRule::kMessageId && HasMessageId(headers)) {
-    return "mid:" + mime::Unfold(*mime::FindField(headers, "message-id"));
-  }
+  if (auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt) return *mid;
   std::string out = CanonicalHeaders(headers, rule == DedupeRule::kAuto ? rule : DedupeRule::kContent);
   out += '\n';
-  std::string_view body = message.substr(body_at);
+  std::string_view body = TrimBodyEnd(message.substr(body_at));
   size_t end = body.size();
-  while (end > 0 && (body[end - 1] == '\n' || body[end - 1] == '\r' || body[end - 1] == ' ' ||
-                     body[end - 1] == '\t')) {
-    --end;
-  }
   for (size_t i = 0; i < end; ++i) {
     if (body[i] == '\r' && i + 1 < end && body[i + 1] == '\n') continue;
     out += body[i];
