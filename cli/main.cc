@@ -113,8 +113,13 @@ int BuildMergeOptions(const MergeArgs& a, mbx::MergeOptions& opt) {
     opt.mode = mbx::MergeMode::kMerge;
   } else if (a.mode == "copy") {
     opt.mode = mbx::MergeMode::kCopy;
+  } else if (a.mode == "archive") {
+    opt.mode = mbx::MergeMode::kArchive;
+    if (a.dedupe == "none") return Fail(kExitUsage, "--mode archive needs dedupe (not --dedupe none)");
+  } else if (a.mode == "replace" || a.mode == "replace-newer") {
+    return Fail(kExitUsage, "--mode " + a.mode + " is not implemented yet (merge, copy or archive)");
   } else {
-    return Fail(kExitUsage, "--mode must be merge or copy, not '" + a.mode + "'");
+    return Fail(kExitUsage, "--mode must be merge, copy or archive, not '" + a.mode + "'");
   }
   if (a.dedupe == "auto") opt.dedupe = mbx::DedupeRule::kAuto;
   else if (a.dedupe == "content") opt.dedupe = mbx::DedupeRule::kContent;
@@ -177,6 +182,11 @@ int RunMergeCommand(const MergeArgs& a) {
     auto src = mbx::OpenSource(*loc);
     if (!src.ok()) return Fail(kExitUsage,
                                "--from " + spec + ": " + src.status().message());
+    if (opt.mode == mbx::MergeMode::kArchive && loc->kind != mbx::FormatKind::kMaildir &&
+        loc->kind != mbx::FormatKind::kEml) {
+      return Fail(kExitUsage, "--mode archive: --from " + spec + " is " + std::string(mbx::FormatName(loc->kind)) +
+                                  "; archive mode removes single messages from Maildir and EML sources only so far");
+    }
     locs.push_back(*loc);
     sources.push_back(std::move(src).value());
   }
@@ -424,7 +434,9 @@ int RunTransferCommand(const StoreArgs& sa, const MergeArgs& ma, const std::stri
 // The flags of every command that merges (merge, recover, import).
 void AddMergeFlags(CLI::App* cmd, MergeArgs& m, bool with_mode) {
   if (with_mode) {
-    cmd->add_option("--mode", m.mode, "merge: skip duplicates (default); copy: write everything")
+    cmd->add_option("--mode", m.mode,
+                    "merge: skip duplicates (default); copy: write everything; archive: merge, then remove from "
+                    "the source what is durably in the target (Maildir and EML sources)")
         ->capture_default_str();
   }
   cmd->add_option("--dedupe", m.dedupe, "auto | content | message-id (lossy) | none; see README 'Duplicates'")

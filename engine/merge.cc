@@ -1,20 +1,33 @@
 #include "engine/merge.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "engine/dedupe.h"
+#include "engine/fs.h"
 #include "formats/mime/mime.h"
 
 namespace mbx {
 
-std::string_view ToString(MergeMode m) { return m == MergeMode::kMerge ? "merge" : "copy"; }
+std::string_view ToString(MergeMode m) {
+  switch (m) {
+    case MergeMode::kMerge: return "merge";
+    case MergeMode::kCopy: return "copy";
+    case MergeMode::kArchive: return "archive";
+  }
+  return "?";
+}
 
 std::string_view ToString(DedupeRule r) {
   switch (r) {
@@ -192,7 +205,7 @@ void Fingerprint(const Selector& selector, const MergeOptions& opt, Work* w) {
   }
   w->rejection = selector.Check(w->msg, *mime);
   if (w->rejection != Rejection::kNone) return;
-  if (opt.mode == MergeMode::kMerge && opt.dedupe != DedupeRule::kNone) {
+  if (opt.mode != MergeMode::kCopy && opt.dedupe != DedupeRule::kNone) {
     w->key = ComputeHeaderKey(*mime, opt.dedupe);
     w->digest = ComputeDigest(*mime, opt.dedupe);
   }
@@ -244,7 +257,17 @@ class Pipeline {
     FolderCounts* counts;
     std::string origin;
     size_t bytes;
+    std::string backing_file;  // archive mode: the source file to remove once durable
   };
+  // Archive mode: source files whose message is durably in the target.
+  struct Archivable {
+    FolderCounts* counts;
+    std::string origin;
+    std::string file;
+  };
+  std::vector<Archivable> archivable_;
+  std::vector<Archivable> pending_dup_archive_;  // duplicates seen since the last good Flush()
+  void ArchiveSources();
   std::vector<Staged> staged_;
   size_t staged_bytes_ = 0;
   uint64_t done_messages_ = 0;
@@ -258,7 +281,7 @@ FolderCounts& Pipeline::Counts(size_t source, const std::string& source_folder,
 }
 
 Status Pipeline::ScanTarget() {
-  if (opt_.mode != MergeMode::kMerge || opt_.dedupe == DedupeRule::kNone) return Status::Ok();
+  if (opt_.mode == MergeMode::kCopy || opt_.dedupe == DedupeRule::kNone) return Status::Ok();
   auto t0 = Clock::now();
   Status s = sink_->ScanExisting([&](const ExistingMessage& m) {
     uint32_t scope = folders_.Scope(m.folder);
@@ -310,7 +333,11 @@ void Pipeline::WorkerLoop() {
 }
 
 bool Pipeline::FlushBatch() {
-  if (staged_.empty()) return true;
+  if (staged_.empty()) {
+    for (auto& a : pending_dup_archive_) archivable_.push_back(std::move(a));
+    pending_dup_archive_.clear();
+    return true;
+  }
   Status s = sink_->Flush();
   if (!s.ok()) {
     sink_->Rollback();
@@ -321,11 +348,15 @@ bool Pipeline::FlushBatch() {
     }
     report_.fatal = "target unusable: " + s.ToString();
     fatal_ = true;
+    pending_dup_archive_.clear();  // the batch they may depend on was rolled back
   } else {
+    for (auto& a : pending_dup_archive_) archivable_.push_back(std::move(a));
+    pending_dup_archive_.clear();
     index_.Commit();
     for (auto& st : staged_) {
       st.counts->written++;
       st.counts->bytes_written += st.bytes;
+      if (opt_.mode == MergeMode::kArchive) archivable_.push_back({st.counts, st.origin, std::move(st.backing_file)});
     }
   }
   staged_.clear();
@@ -349,7 +380,7 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
     return;
   }
   c.selected++;
-  bool deduping = opt_.mode == MergeMode::kMerge && opt_.dedupe != DedupeRule::kNone;
+  bool deduping = opt_.mode != MergeMode::kCopy && opt_.dedupe != DedupeRule::kNone;
   if (deduping) {
     auto dup = index_.CheckAndInsert(folders_.Scope(target), w->key, w->digest,
                                      [this](uint64_t loc) { return sink_->ReadExisting(loc); });
@@ -359,6 +390,8 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
                          "); written anyway");
     } else if (*dup) {
       c.duplicates++;
+      // Its equal is durably in the target already (or will be with this batch).
+      if (opt_.mode == MergeMode::kArchive) pending_dup_archive_.push_back({&c, m.origin, m.backing_file});
       return;
     }
   }
@@ -369,7 +402,7 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
     Fail(m.origin, s.ToString());
     return;
   }
-  staged_.push_back(Staged{&c, m.origin, m.ByteSize()});
+  staged_.push_back(Staged{&c, m.origin, m.ByteSize(), opt_.mode == MergeMode::kArchive ? m.backing_file : ""});
   staged_bytes_ += m.ByteSize();
   if (staged_.size() >= opt_.batch_messages || staged_bytes_ >= opt_.batch_bytes) FlushBatch();
 }
@@ -386,6 +419,27 @@ void Pipeline::CommitLoop() {
     budget_.Release(bytes);
   }
   if (!fatal_) FlushBatch();
+}
+
+void Pipeline::ArchiveSources() {
+  std::set<std::string> dirs;
+  for (const auto& a : archivable_) {
+    if (a.file.empty()) {
+      Fail(a.origin, "archive: kept in the source (this source cannot remove single messages)");
+      continue;
+    }
+    if (::unlink(a.file.c_str()) != 0 && errno != ENOENT) {
+      Fail(a.origin, "archive: cannot remove '" + a.file + "': " + std::strerror(errno));
+      continue;
+    }
+    a.counts->archived++;
+    dirs.insert(fs::Dirname(a.file));
+  }
+  for (const auto& d : dirs) {
+    Status s = fs::FsyncDir(d);
+    if (!s.ok()) Fail(d, "archive: " + s.ToString());
+  }
+  archivable_.clear();
 }
 
 RunReport Pipeline::Run() {
@@ -417,6 +471,8 @@ RunReport Pipeline::Run() {
 
   Status close = sink_->Close();
   if (!close.ok() && report_.fatal.empty()) report_.fatal = "closing the target: " + close.ToString();
+  // Only now is every counted message durable in the target.
+  if (close.ok() && opt_.mode == MergeMode::kArchive && !opt_.dry_run) ArchiveSources();
   if (opt_.cancel && opt_.cancel->load() && report_.fatal.empty()) {
     report_.fatal = "interrupted: everything counted as written is durable; run again to finish";
   }

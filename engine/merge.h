@@ -21,7 +21,11 @@
 
 namespace mbx {
 
-enum class MergeMode { kMerge, kCopy };
+enum class MergeMode {
+  kMerge,    // skip duplicates
+  kCopy,     // write everything
+  kArchive,  // merge, then remove from the source every message now durably in the target
+};
 enum class DedupeScope { kFolder, kMailbox };
 
 struct MergeOptions {

@@ -12,6 +12,7 @@ void FolderCounts::Add(const FolderCounts& o) {
   duplicates += o.duplicates;
   written += o.written;
   failed += o.failed;
+  archived += o.archived;
   bytes_read += o.bytes_read;
   bytes_written += o.bytes_written;
 }
@@ -42,6 +43,7 @@ nlohmann::json CountsJson(const FolderCounts& c) {
           {"duplicates_skipped", c.duplicates},
           {"written", c.written},
           {"failed", c.failed},
+          {"archived", c.archived},
           {"bytes_read", c.bytes_read},
           {"bytes_written", c.bytes_written}};
 }
@@ -136,6 +138,11 @@ std::string RunReport::Summary() const {
       break;
     }
     out += "  FAILED " + f.origin + ": " + f.reason + "\n";
+  }
+  if (t.archived > 0) {
+    std::snprintf(line, sizeof line, "Archived: %llu messages removed from the sources (now durable in the target)\n",
+                  static_cast<unsigned long long>(t.archived));
+    out += line;
   }
   if (!fatal.empty()) out += "FATAL: " + fatal + "\n";
   return out;

@@ -279,6 +279,40 @@ TEST_F(E2E, ListCountsFoldersAndMessages) {
   EXPECT_NE(table.out.find("TOTAL"), std::string::npos);
 }
 
+TEST_F(E2E, ArchiveModeRemovesFromTheSourceExactlyWhatIsInTheTarget) {
+  Gen({"pair", "--format", "maildir", "--out-a", P("orig"), "--out-b", P("blank"), "--messages", "200", "--folders",
+       "3", "--dup-rate", "0.3", "--seed", "41"});
+  auto blank_before = ReadAll("maildir:" + P("blank"));
+  ASSERT_GT(blank_before.size(), 50u);
+  // Only 2021 mail is archived; the rest must stay in the source.
+  auto r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("blank"), "--into", P("orig"), "--date-field",
+                        "sent", "--since", "2021-01-01", "--until", "2021-12-31", "--report", P("r.json"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto report = nlohmann::json::parse(ReadFileOrDie(P("r.json")));
+  const auto& t = report["totals"];
+  EXPECT_EQ(t["archived"].get<int>(), t["written"].get<int>() + t["duplicates_skipped"].get<int>());
+  EXPECT_GT(t["archived"].get<int>(), 5);
+  EXPECT_GT(t["not_selected"].get<int>(), 5);
+  std::map<std::string, int> in_target;
+  for (const auto& m : ReadAll("maildir:" + P("orig"))) in_target[IdOf(m.mime)]++;
+  std::set<std::string> left;
+  for (const auto& m : ReadAll("maildir:" + P("blank"))) left.insert(IdOf(m.mime));
+  EXPECT_EQ(left.size(), static_cast<size_t>(t["not_selected"].get<int>()));
+  for (const auto& m : blank_before) {
+    std::string id = IdOf(m.mime);
+    // Every message of the source is in exactly one place it belongs: still in the
+    // source (not selected) or in the target exactly once (archived).
+    if (left.count(id)) continue;
+    EXPECT_EQ(in_target[id], 1) << id;
+  }
+  EXPECT_EQ(RunMbxmerge({"merge", "--mode", "archive", "--from", P("orig") + ".mbox", "--into", P("x")}).exit_code, 2);
+  testing::WriteFileOrDie(P("a.mbox"), "From a@b Thu Jan  1 00:00:00 2020\nSubject: x\n\nhi\n");
+  auto refused = RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.mbox"), "--into", P("x")});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("archive"), std::string::npos);
+  EXPECT_FALSE(stdfs::exists(P("x")));
+}
+
 TEST_F(E2E, ClearErrorsAndExitStatus) {
   auto r = RunMbxmerge({"merge", "--from", P("missing.mbox"), "--into", P("x.mbox")});
   EXPECT_EQ(r.exit_code, 2);
