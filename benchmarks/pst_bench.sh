@@ -291,7 +291,7 @@ $TABLE
 - Not like for like: mbxmerge writes every item, calendar ones too, as a MIME message
   into the mbox; readpst writes $(read -r _ c _ <<<"${COUNT[readpst]}"; echo "$c") of its items as
   iCalendar VEVENTs (\`.calendar\` files) and drops $((EXPECTED - $(read -r _ _ t <<<"${COUNT[readpst]}"; echo "$t"))) items
-  (e.g. both pstsdk-test_*.pst give it an empty directory). mbxmerge also syncs its output (syncfs); readpst and pffexport do not.
+  (e.g. both pstsdk-test_*.pst give it an empty directory). mbxmerge also fsyncs its output files and directories; readpst and pffexport do not.
 - Target: at least 2x readpst's throughput, best variant against best variant
   (mbxmerge ${HOW[$best_mbx]}: ${MED[$best_mbx]} s; readpst ${HOW[$best_readpst]}: ${MED[$best_readpst]} s):
   **$VERDICT** (${RATIO}x).
