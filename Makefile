@@ -62,6 +62,7 @@ test: test-release test-asan
 
 bench: deps
 	./benchmarks/run.sh
+	./benchmarks/pst_bench.sh
 
 clean:
 	rm -rf build

@@ -423,7 +423,7 @@ $(row dovecot "\`doveadm import maildir:B '' all\` + \`doveadm deduplicate -m ma
 - Both tools hard-link the message files of B into A (same file system; Dovecot's
   \`maildir_copy_with_hardlinks\` default, mbxmerge unless \`--no-hardlinks\`).
 
-## (c) mbxmerge --jobs on (a)
+## (d) mbxmerge --jobs on (a)
 
 $(header "--jobs 2")
 $(row mbxmerge-j1 "\`mbxmerge merge ... --jobs 1\`" "$BYTES_A" "$MSGS_A" "$r_j2" "$IDS_A")
@@ -450,5 +450,9 @@ EOF
     echo '```'
   fi
 } >"$OUT.tmp"
+# Keep the PST section that benchmarks/pst_bench.sh maintains in the same file.
+if [ -f "$OUT" ] && grep -q '^## (c) PST folder -> mbox' "$OUT"; then
+  { echo; awk '/^## \(c\) PST folder -> mbox/ { keep = 1; print; next } keep && /^## / { keep = 0 } keep' "$OUT"; } >>"$OUT.tmp"
+fi
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT"
