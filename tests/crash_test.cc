@@ -50,38 +50,6 @@ bool RunAndKill(const std::vector<std::string>& args, useconds_t delay_us) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-std::map<std::string, int> Ids(const std::string& spec) {
-  std::map<std::string, int> out;
-  auto loc = ParseLocation(spec, false);
-  EXPECT_TRUE(loc.ok()) << spec;
-  if (!loc.ok()) return out;
-  auto src = OpenSource(*loc);
-  EXPECT_TRUE(src.ok()) << src.status().ToString();
-  Message m;
-  for (;;) {
-    auto more = (*src)->Next(&m);
-    EXPECT_TRUE(more.ok());
-    if (!more.ok() || !*more) break;
-    EXPECT_FALSE(m.read_error) << m.origin;
-    size_t at = m.mime.find("X-Mbxgen-Id: ");
-    if (at == std::string::npos) {
-      out["(none)"]++;
-      continue;
-    }
-    size_t end = m.mime.find_first_of("\r\n", at);
-    out[m.mime.substr(at + 13, end - at - 13)]++;
-  }
-  return out;
-}
-
-std::set<std::string> ManifestIds(const std::string& tsv) {
-  std::set<std::string> out;
-  std::istringstream in(ReadFileOrDie(tsv));
-  std::string line;
-  while (std::getline(in, line)) out.insert(line.substr(0, line.find('\t')));
-  return out;
-}
-
 std::map<std::string, size_t> Sizes(const std::string& dir) {
   std::map<std::string, size_t> out;
   for (const auto& f : testing::ListFilesRecursive(dir)) out[f] = stdfs::file_size(dir + "/" + f);
@@ -113,8 +81,8 @@ TEST_P(CrashTest, MergeKilledAnywhereResumesExactlyOnce) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   EXPECT_GE(kills, 3) << "the run was too fast to be killed; nothing was tested";
-  auto ids = Ids(target);
-  auto want = ManifestIds(tmp / "m.tsv");
+  auto ids = testing::MbxgenIdCounts(target);
+  auto want = testing::ManifestIds(tmp / "m.tsv");
   for (const auto& id : want) EXPECT_EQ(ids[id], 1) << id << " after " << kills << " kills";
   EXPECT_EQ(ids.size(), want.size());
   EXPECT_EQ(Sizes(tmp / "src"), sources_before);
@@ -184,7 +152,7 @@ TEST(CrashRecoverTest, RecoverKilledAnywhereResumesWithCompleteChangeFile) {
   for (const auto& [file, ids] : expect) {
     std::string path = tmp / ("store/mailboxes/" + file);
     while (!path.empty() && path.back() == '/') path.pop_back();
-    auto got = Ids(path);
+    auto got = testing::MbxgenIdCounts(path);
     for (const auto& id : ids) EXPECT_EQ(got[id], 1) << file << " " << id;
   }
 }

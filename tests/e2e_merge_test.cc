@@ -43,19 +43,7 @@ std::vector<ManifestEntry> ReadManifest(const std::string& path) {
   return out;
 }
 
-// The X-Mbxgen-Id of a message: the first line starting with it.
-std::string IdOf(const std::string& mime) {
-  static const std::string kTag = "X-Mbxgen-Id: ";
-  size_t at = 0;
-  for (;;) {
-    at = mime.find(kTag, at);
-    if (at == std::string::npos) return "";
-    if (at == 0 || mime[at - 1] == '\n') break;
-    at += kTag.size();
-  }
-  size_t end = mime.find_first_of("\r\n", at);
-  return mime.substr(at + kTag.size(), end - at - kTag.size());
-}
+std::string IdOf(const std::string& mime) { return testing::MbxgenId(mime); }
 
 struct Read {
   std::string folder;

@@ -56,8 +56,6 @@ std::string UserEntry(const std::string& alias, const std::string& display, cons
   return e;
 }
 
-std::map<std::string, int> StoreTest_Ids(const std::string& path);
-
 // A small KB 278447 store:
 //   alice  blank-connected (blank Maildir G(11) -> original Maildir G(1))
 //   bob    ok (mbox G(2))
@@ -107,38 +105,12 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
-  static std::map<std::string, int> Ids(const std::string& path) { return StoreTest_Ids(path); }
-
-  static std::set<std::string> ManifestIds(const std::string& tsv) {
-    std::set<std::string> out;
-    std::istringstream in(ReadFileOrDie(tsv));
-    std::string line;
-    while (std::getline(in, line)) out.insert(line.substr(0, line.find('\t')));
-    return out;
-  }
+  static std::map<std::string, int> Ids(const std::string& path) { return testing::MbxgenIdCounts(path); }
+  static std::set<std::string> ManifestIds(const std::string& tsv) { return testing::ManifestIds(tsv); }
 
   TempDir tmp_;
   std::string store_;
 };
-
-// X-Mbxgen-Id -> count, over every message of a mailbox.
-std::map<std::string, int> StoreTest_Ids(const std::string& path) {
-  std::map<std::string, int> out;
-  auto loc = ParseLocation(path, false);
-  EXPECT_TRUE(loc.ok()) << path;
-  if (!loc.ok()) return out;
-  auto src = OpenSource(*loc);
-  EXPECT_TRUE(src.ok()) << path;
-  if (!src.ok()) return out;
-  Message m;
-  while (*(*src)->Next(&m)) {
-    size_t at = m.mime.find("X-Mbxgen-Id: ");
-    if (at == std::string::npos) continue;
-    size_t end = m.mime.find_first_of("\r\n", at);
-    out[m.mime.substr(at + 13, end - at - 13)]++;
-  }
-  return out;
-}
 
 TEST_F(StoreTest, DiagnoseFindsEveryState) {
   auto states = States();
@@ -414,7 +386,7 @@ TEST(ShardTest, ShardsTogetherEqualTheUnshardedRun) {
   EXPECT_EQ(listing(tmp / "many/retired"), listing(tmp / "one/retired"));
   for (const auto& name : listing(tmp / "one/mailboxes")) {
     std::string a = tmp / ("one/mailboxes/" + name), b = tmp / ("many/mailboxes/" + name);
-    auto ids_a = StoreTest_Ids(a), ids_b = StoreTest_Ids(b);
+    auto ids_a = testing::MbxgenIdCounts(a), ids_b = testing::MbxgenIdCounts(b);
     EXPECT_EQ(ids_a, ids_b) << name;
   }
 }

@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include "formats/registry.h"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -120,6 +122,58 @@ std::vector<std::string> ListFilesRecursive(const std::string& dir) {
     if (e.is_regular_file()) out.push_back(stdfs::relative(e.path(), dir).string());
   }
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string MbxgenId(std::string_view mime) {
+  static constexpr std::string_view kTag = "X-Mbxgen-Id: ";
+  size_t at = 0;
+  for (;;) {
+    at = mime.find(kTag, at);
+    if (at == std::string_view::npos) return "";
+    if (at == 0 || mime[at - 1] == '\n') break;
+    at += kTag.size();
+  }
+  size_t end = mime.find_first_of("\r\n", at);
+  return std::string(mime.substr(at + kTag.size(), end == std::string_view::npos ? std::string_view::npos
+                                                                                  : end - at - kTag.size()));
+}
+
+std::map<std::string, int> MbxgenIdCounts(const std::string& spec) {
+  std::map<std::string, int> out;
+  auto loc = ParseLocation(spec, false);
+  if (!loc.ok()) {
+    out["(cannot open)"]++;
+    return out;
+  }
+  auto src = OpenSource(*loc);
+  if (!src.ok()) {
+    out["(cannot open)"]++;
+    return out;
+  }
+  Message m;
+  for (;;) {
+    auto more = (*src)->Next(&m);
+    if (!more.ok()) {
+      out["(cannot open)"]++;
+      break;
+    }
+    if (!*more) break;
+    if (m.read_error) {
+      out["(unreadable)"]++;
+      continue;
+    }
+    std::string id = MbxgenId(m.mime);
+    out[id.empty() ? "(no id)" : id]++;
+  }
+  return out;
+}
+
+std::set<std::string> ManifestIds(const std::string& tsv_path) {
+  std::set<std::string> out;
+  std::istringstream in(ReadFileOrDie(tsv_path));
+  std::string line;
+  while (std::getline(in, line)) out.insert(line.substr(0, line.find('\t')));
   return out;
 }
 

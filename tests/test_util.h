@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,17 @@ std::string ReadFileOrDie(const std::string& path);
 void WriteFileOrDie(const std::string& path, std::string_view data);
 // Every regular file below `dir`, relative paths, sorted.
 std::vector<std::string> ListFilesRecursive(const std::string& dir);
+
+// The X-Mbxgen-Id of a generated message (the first line that starts with
+// it; header-less messages carry it at the end of the body), "" if none.
+std::string MbxgenId(std::string_view mime);
+// X-Mbxgen-Id -> how many messages of the mailbox `spec` carry it. Problems
+// are counted too, so that comparisons see them: messages without an id under
+// "(no id)", unreadable ones under "(unreadable)", a mailbox that cannot be
+// opened or read to the end under "(cannot open)".
+std::map<std::string, int> MbxgenIdCounts(const std::string& spec);
+// The ids (first column) of an mbxgen manifest.
+std::set<std::string> ManifestIds(const std::string& tsv_path);
 
 // The shared real-data folder (../shared/data or $MBX_SHARED_DATA), "" if absent.
 std::string SharedDataDir();
