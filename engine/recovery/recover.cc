@@ -350,26 +350,20 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
     const StoreMailbox* blank = store.FindMailbox(*u->mailbox_guid);
     const StoreMailbox* original = store.FindMailbox(*u->object_guid);
     if (!original) {
-      out.status = "failed";
-      out.error = "original mailbox " + out.original + " is gone from mailboxes/";
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), "original mailbox " + out.original + " is gone from mailboxes/");
       continue;
     }
     // Step 1: merge the blank mailbox into the original one.
     if (step.empty() || step == "started") {
       if (!blank) {
-        out.status = "failed";
-        out.error = "blank mailbox " + out.blank + " is gone from mailboxes/";
-        result.users.push_back(std::move(out));
+        result.AddFailed(std::move(out), "blank mailbox " + out.blank + " is gone from mailboxes/");
         continue;
       }
       if (opt.say) opt.say(u->alias + ": merging " + blank->path + " into " + original->path);
       auto src_loc = ParseLocation(blank->path, false);
       auto dst_loc = ParseLocation(original->path, false);
       if (!src_loc.ok() || !dst_loc.ok()) {
-        out.status = "failed";
-        out.error = (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message();
-        result.users.push_back(std::move(out));
+        result.AddFailed(std::move(out), (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message());
         continue;
       }
       MergeOptions mopt = opt.merge;

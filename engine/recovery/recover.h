@@ -82,6 +82,12 @@ struct RecoverResult {
   std::string command = "recover";
   double seconds = 0;
   int ExitCode() const;  // 0 all recovered; 1 some users failed
+  // Records `out` as failed with `error`.
+  void AddFailed(UserOutcome&& out, std::string error) {  // &&: `error` may be built from `out`
+    out.status = "failed";
+    out.error = std::move(error);
+    users.push_back(std::move(out));
+  }
   std::string Summary() const;
   std::string ToJson() const;
 };

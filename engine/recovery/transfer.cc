@@ -55,16 +55,12 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
     out.blank = u->mailbox_guid ? u->mailbox_guid->ToString() : "";
     const StoreMailbox* mb = u->mailbox_guid ? store.FindMailbox(*u->mailbox_guid) : nullptr;
     if (!mb) {
-      out.status = "failed";
-      out.error = "no mailbox file for " + out.blank;
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), "no mailbox file for " + out.blank);
       continue;
     }
     auto from = ParseLocation(mb->path, false);
     if (!from.ok()) {
-      out.status = "failed";
-      out.error = from.status().message();
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), from.status().message());
       continue;
     }
     Location to;
@@ -118,27 +114,21 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
     out.alias = alias;
     const User* u = store.FindUserByAlias(alias);
     if (!u) {
-      out.status = "failed";
-      out.error = "'" + path + "' names no user with alias '" + alias + "'";
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), "'" + path + "' names no user with alias '" + alias + "'");
       continue;
     }
     if (!wanted.count(u)) continue;
     out.display_name = u->display_name;
     const StoreMailbox* mb = u->mailbox_guid ? store.FindMailbox(*u->mailbox_guid) : nullptr;
     if (!mb) {
-      out.status = "failed";
-      out.error = "user '" + alias + "' has no mailbox file to import into";
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), "user '" + alias + "' has no mailbox file to import into");
       continue;
     }
     out.original = mb->guid.ToString();
     auto from = ParseLocation(path, false);
     auto into = ParseLocation(mb->path, false);
     if (!from.ok() || !into.ok()) {
-      out.status = "failed";
-      out.error = (!from.ok() ? from.status() : into.status()).message();
-      result.users.push_back(std::move(out));
+      result.AddFailed(std::move(out), (!from.ok() ? from.status() : into.status()).message());
       continue;
     }
     if (opt.say) opt.say(alias + ": importing " + path + " into " + mb->path);
