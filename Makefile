@@ -30,7 +30,7 @@ deps:
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; \
 	fi
-	@if [ ! -d tests/node/node_modules/mailparser ]; then \
+	@if [ ! -d tests/node/node_modules/mailparser ] || [ ! -d tests/node/node_modules/pst-extractor ]; then \
 	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error || \
 	  echo "warning: npm could not install tests/node (tests that need mailparser will skip)"; \
 	fi

@@ -118,8 +118,7 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOpt
     case FormatKind::kMboxDir: return mbox::OpenDirSink(loc.path, opts);
     case FormatKind::kMaildir: return maildir::OpenSink(loc.path, opts);
     case FormatKind::kEml: return eml::OpenSink(loc.path, opts);
-    case FormatKind::kPst:
-      return Status::Unsupported("writing PST is not supported yet (the PST writer issue)");
+    case FormatKind::kPst: return pst::OpenSink(loc.path, opts.pst_compressible);
     case FormatKind::kBundle: return mbxz::OpenSink(loc.path, opts);
   }
   return Status::Unsupported("unknown mailbox format");

@@ -43,6 +43,8 @@ struct SinkOptions {
   bool batch_sync = true;
   // Create the mailbox when it does not exist.
   bool create = true;
+  // A new PST target uses Outlook's "compressible" (permutation) encoding.
+  bool pst_compressible = false;
 };
 
 Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "formats/registry.h"
+#include "formats/pst/check/check.h"
 #include "tests/test_util.h"
 
 extern char** environ;
@@ -54,6 +55,41 @@ std::map<std::string, size_t> Sizes(const std::string& dir) {
   std::map<std::string, size_t> out;
   for (const auto& f : testing::ListFilesRecursive(dir)) out[f] = stdfs::file_size(dir + "/" + f);
   return out;
+}
+
+// A PST target is all or nothing: killed before the end, no PST exists (only
+// the temporary file beside it, replaced by the next run); the run that gets
+// through holds every message once and passes the strict checker.
+TEST(PstCrashTest, PstTargetKilledAnywhereIsAllOrNothing) {
+  TempDir tmp;
+  auto g = RunMbxgen({"mailbox", "--format", "mbox", "--out", tmp / "src.mbox", "--messages", "1500", "--seed",
+                      "78", "--manifest", tmp / "m.tsv"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string target = tmp / "out.pst";
+  std::vector<std::string> cmd{"merge", "--from", tmp / "src.mbox", "--into", target, "--batch", "25", "--quiet"};
+  int kills = 0;
+  bool done = false;
+  for (useconds_t delay = 2000; !done && kills < 40; delay += 2500 + 900 * static_cast<useconds_t>(kills % 5)) {
+    done = RunAndKill(cmd, delay);
+    // Killed after the rename but before exiting: the file is complete.
+    if (!done && stdfs::exists(target)) done = true;
+    if (!done) {
+      ++kills;
+      EXPECT_FALSE(stdfs::exists(target)) << "a partial PST after kill " << kills;
+    }
+  }
+  if (!done) {
+    auto r = RunMbxmerge(cmd);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_GE(kills, 3) << "the run was too fast to be killed; nothing was tested";
+  auto report = pst::check::CheckPst(target);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->violations.empty());
+  auto ids = testing::MbxgenIdCounts(target);
+  auto want = testing::ManifestIds(tmp / "m.tsv");
+  for (const auto& id : want) EXPECT_EQ(ids[id], 1) << id << " after " << kills << " kills";
+  EXPECT_EQ(ids.size(), want.size());
 }
 
 class CrashTest : public ::testing::TestWithParam<const char*> {};

@@ -163,7 +163,13 @@ std::map<std::string, int> MbxgenIdCounts(const std::string& spec) {
       out["(unreadable)"]++;
       continue;
     }
-    std::string id = MbxgenId(m.mime);
+    // Native (PST) messages are rendered as MIME first.
+    auto mime = m.Mime();
+    if (!mime.ok()) {
+      out["(unreadable)"]++;
+      continue;
+    }
+    std::string id = MbxgenId(*mime);
     out[id.empty() ? "(no id)" : id]++;
   }
   return out;

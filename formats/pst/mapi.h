@@ -13,6 +13,10 @@
 #include <string_view>
 #include <vector>
 
+namespace mbx {
+struct Message;
+}
+
 namespace mbx::pst {
 
 // MAPI property types ([MS-OXCDATA] 2.11.1) that the renderer looks at.
@@ -131,6 +135,10 @@ struct MapiMessage {
   std::vector<PropertyBag> recipients;  // one bag per row of the recipient table
   std::vector<MapiAttachment> attachments;
 };
+
+// The MAPI form of a message read from a PST/OST by our source (pst.h), or
+// nullptr for any other message.
+const MapiMessage* MapiOf(const mbx::Message& msg);
 
 // FILETIME (100 ns since 1601) -> Unix seconds.
 int64_t FileTimeToUnix(uint64_t filetime);

@@ -229,6 +229,7 @@ class MapiNative : public NativeMessage {
   std::string_view Kind() const override { return "mapi"; }
   Result<std::string> ToMime() const override { return RenderMime(m_); }
   size_t SizeHint() const override { return size_hint_; }
+  const MapiMessage& mapi() const { return m_; }
 
  private:
   // Attachments dominate; MIME's base64 adds a third.
@@ -240,6 +241,15 @@ class MapiNative : public NativeMessage {
   MapiMessage m_;
   size_t size_hint_;
 };
+
+}  // namespace
+
+const MapiMessage* MapiOf(const Message& msg) {
+  const auto* native = dynamic_cast<const MapiNative*>(msg.native.get());
+  return native == nullptr ? nullptr : &native->mapi();
+}
+
+namespace {
 
 std::string FolderName(libpff_item_t* folder) {
   Error err;

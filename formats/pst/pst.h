@@ -27,4 +27,10 @@ bool HasPstMagic(const std::string& path);
 // InvalidArgument ("'x.pst' is not a PST/OST file: ...").
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path);
 
+// Creates a new Unicode PST at `path` (our own MS-PST writer, formats/pst/
+// messaging). The file appears, complete, when the sink is closed. An
+// existing non-empty file is refused (Unsupported) and left untouched.
+// `compressible` selects Outlook's permutation encoding of data blocks.
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, bool compressible = false);
+
 }  // namespace mbx::pst

@@ -1,0 +1,304 @@
+#include "formats/pst/disk/disk.h"
+
+#include <array>
+
+namespace mbx::pst::disk {
+namespace {
+
+// [MS-PST] 5.1: the substitution applied by the permutative ("compressible")
+// encoding. Decoding uses its inverse, computed once.
+constexpr std::array<uint8_t, 256> kPermuteEncode = {
+    65,  54,  19,  98,  168, 33,  110, 187, 244, 22,  204, 4,   127, 100, 232, 93,   //
+    30,  242, 203, 42,  116, 197, 94,  53,  210, 149, 71,  158, 150, 45,  154, 136,  //
+    76,  125, 132, 63,  219, 172, 49,  182, 72,  95,  246, 196, 216, 57,  139, 231,  //
+    35,  59,  56,  142, 200, 193, 223, 37,  177, 32,  165, 70,  96,  78,  156, 251,  //
+    170, 211, 86,  81,  69,  124, 85,  0,   7,   201, 43,  157, 133, 155, 9,   160,  //
+    143, 173, 179, 15,  99,  171, 137, 75,  215, 167, 21,  90,  113, 102, 66,  191,  //
+    38,  74,  107, 152, 250, 234, 119, 83,  178, 112, 5,   44,  253, 89,  58,  134,  //
+    126, 206, 6,   235, 130, 120, 87,  199, 141, 67,  175, 180, 28,  212, 91,  205,  //
+    226, 233, 39,  79,  195, 8,   114, 128, 207, 176, 239, 245, 40,  109, 190, 48,   //
+    77,  52,  146, 213, 14,  60,  34,  50,  229, 228, 249, 159, 194, 209, 10,  129,  //
+    18,  225, 238, 145, 131, 118, 227, 151, 230, 97,  138, 23,  121, 164, 183, 220,  //
+    144, 122, 92,  140, 2,   166, 202, 105, 222, 80,  26,  17,  147, 185, 82,  135,  //
+    88,  252, 237, 29,  55,  73,  27,  106, 224, 41,  51,  153, 189, 108, 217, 148,  //
+    243, 64,  84,  111, 240, 198, 115, 184, 214, 62,  101, 24,  68,  31,  221, 103,  //
+    16,  241, 12,  25,  236, 174, 3,   161, 20,  123, 169, 11,  255, 248, 163, 192,  //
+    162, 1,   247, 46,  188, 36,  104, 117, 13,  254, 186, 47,  181, 208, 218, 61,
+};
+
+constexpr std::array<uint8_t, 256> Invert(const std::array<uint8_t, 256>& t) {
+  std::array<uint8_t, 256> inv{};
+  for (int i = 0; i < 256; ++i) inv[t[i]] = static_cast<uint8_t>(i);
+  return inv;
+}
+constexpr std::array<uint8_t, 256> kPermuteDecode = Invert(kPermuteEncode);
+
+constexpr std::array<uint32_t, 256> MakeCrcTable() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);
+    t[i] = c;
+  }
+  return t;
+}
+constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
+
+void Substitute(const std::array<uint8_t, 256>& table, uint8_t* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) data[i] = table[data[i]];
+}
+
+}  // namespace
+
+uint32_t Crc(const void* data, size_t n, uint32_t crc) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) crc = kCrcTable[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+void EncodeBlock(CryptMethod method, uint8_t* data, size_t n, uint64_t /*bid*/) {
+  // Cyclic ("high") encoding is read by libpff on the source side; our own
+  // reader and writer do not implement it (CheckPst reports it as unsupported).
+  if (method == CryptMethod::kPermute) Substitute(kPermuteEncode, data, n);
+}
+
+void DecodeBlock(CryptMethod method, uint8_t* data, size_t n, uint64_t /*bid*/) {
+  if (method == CryptMethod::kPermute) Substitute(kPermuteDecode, data, n);
+}
+
+uint8_t HeapFillLevel(size_t free_bytes) {
+  // [MS-PST] 2.3.1.2: FILL_LEVEL_EMPTY (0) ... FILL_LEVEL_FULL (0xF).
+  static constexpr size_t kBounds[] = {3584, 2560, 2048, 1792, 1536, 1280, 1024,
+                                       768,  512,  256,  128,  64,   32};
+  for (size_t i = 0; i < std::size(kBounds); ++i)
+    if (free_bytes >= kBounds[i]) return static_cast<uint8_t>(i);
+  return 0xF;
+}
+
+const char* NidTypeName(uint32_t type) {
+  switch (type) {
+    case kNidTypeHid:
+      return "HID";
+    case kNidTypeInternal:
+      return "INTERNAL";
+    case kNidTypeNormalFolder:
+      return "NORMAL_FOLDER";
+    case kNidTypeSearchFolder:
+      return "SEARCH_FOLDER";
+    case kNidTypeNormalMessage:
+      return "NORMAL_MESSAGE";
+    case kNidTypeAttachment:
+      return "ATTACHMENT";
+    case kNidTypeSearchUpdateQueue:
+      return "SEARCH_UPDATE_QUEUE";
+    case kNidTypeSearchCriteriaObject:
+      return "SEARCH_CRITERIA_OBJECT";
+    case kNidTypeAssocMessage:
+      return "ASSOC_MESSAGE";
+    case kNidTypeContentsTableIndex:
+      return "CONTENTS_TABLE_INDEX";
+    case kNidTypeReceiveFolderTable:
+      return "RECEIVE_FOLDER_TABLE";
+    case kNidTypeOutgoingQueueTable:
+      return "OUTGOING_QUEUE_TABLE";
+    case kNidTypeHierarchyTable:
+      return "HIERARCHY_TABLE";
+    case kNidTypeContentsTable:
+      return "CONTENTS_TABLE";
+    case kNidTypeAssocContentsTable:
+      return "ASSOC_CONTENTS_TABLE";
+    case kNidTypeSearchContentsTable:
+      return "SEARCH_CONTENTS_TABLE";
+    case kNidTypeAttachmentTable:
+      return "ATTACHMENT_TABLE";
+    case kNidTypeRecipientTable:
+      return "RECIPIENT_TABLE";
+    case kNidTypeSearchTableIndex:
+      return "SEARCH_TABLE_INDEX";
+    case kNidTypeLtp:
+      return "LTP";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+size_t FixedSizeOf(uint16_t type) {
+  switch (type) {
+    case kPtypInteger16:
+      return 2;
+    case kPtypInteger32:
+    case kPtypFloating32:
+    case kPtypErrorCode:
+      return 4;
+    case kPtypBoolean:
+      return 1;
+    case kPtypFloating64:
+    case kPtypCurrency:
+    case kPtypFloatingTime:
+    case kPtypInteger64:
+    case kPtypTime:
+      return 8;
+    case kPtypGuid:
+      return 16;
+    default:
+      return 0;
+  }
+}
+
+const char* PropertyTypeName(uint16_t type) {
+  switch (type) {
+    case kPtypInteger16:
+      return "Integer16";
+    case kPtypInteger32:
+      return "Integer32";
+    case kPtypFloating32:
+      return "Floating32";
+    case kPtypFloating64:
+      return "Floating64";
+    case kPtypCurrency:
+      return "Currency";
+    case kPtypFloatingTime:
+      return "FloatingTime";
+    case kPtypErrorCode:
+      return "ErrorCode";
+    case kPtypBoolean:
+      return "Boolean";
+    case kPtypObject:
+      return "Object";
+    case kPtypInteger64:
+      return "Integer64";
+    case kPtypString8:
+      return "String8";
+    case kPtypString:
+      return "String";
+    case kPtypTime:
+      return "Time";
+    case kPtypGuid:
+      return "Guid";
+    case kPtypServerId:
+      return "ServerId";
+    case kPtypRestriction:
+      return "Restriction";
+    case kPtypRuleAction:
+      return "RuleAction";
+    case kPtypBinary:
+      return "Binary";
+    case kPtypMultipleInteger16:
+      return "MultipleInteger16";
+    case kPtypMultipleInteger32:
+      return "MultipleInteger32";
+    case kPtypMultipleFloating32:
+      return "MultipleFloating32";
+    case kPtypMultipleFloating64:
+      return "MultipleFloating64";
+    case kPtypMultipleCurrency:
+      return "MultipleCurrency";
+    case kPtypMultipleFloatingTime:
+      return "MultipleFloatingTime";
+    case kPtypMultipleInteger64:
+      return "MultipleInteger64";
+    case kPtypMultipleString8:
+      return "MultipleString8";
+    case kPtypMultipleString:
+      return "MultipleString";
+    case kPtypMultipleTime:
+      return "MultipleTime";
+    case kPtypMultipleGuid:
+      return "MultipleGuid";
+    case kPtypMultipleBinary:
+      return "MultipleBinary";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string Utf8ToUtf16le(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() * 2);
+  auto put = [&out](uint32_t u) {
+    out.push_back(static_cast<char>(u & 0xFF));
+    out.push_back(static_cast<char>(u >> 8));
+  };
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    uint32_t cp = 0xFFFD;
+    size_t len = 1;
+    if (c < 0x80) {
+      cp = c;
+    } else if ((c >> 5) == 0x6) {
+      len = 2;
+    } else if ((c >> 4) == 0xE) {
+      len = 3;
+    } else if ((c >> 3) == 0x1E) {
+      len = 4;
+    }
+    if (len > 1) {
+      if (i + len > s.size()) {
+        len = 1;
+      } else {
+        uint32_t v = c & (0x7F >> len);
+        bool ok = true;
+        for (size_t k = 1; k < len; ++k) {
+          const auto cc = static_cast<uint8_t>(s[i + k]);
+          if ((cc & 0xC0) != 0x80) ok = false;
+          v = (v << 6) | (cc & 0x3F);
+        }
+        static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (ok && v >= kMin[len] && v <= 0x10FFFF && (v < 0xD800 || v > 0xDFFF)) {
+          cp = v;
+        } else {
+          len = 1;
+        }
+      }
+    }
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      put(0xD800 + (cp >> 10));
+      put(0xDC00 + (cp & 0x3FF));
+    } else {
+      put(cp);
+    }
+    i += len;
+  }
+  return out;
+}
+
+std::string Utf16leToUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto put = [&out](uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  };
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size() / 2;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u = Get16(p + 2 * i);
+    if (u >= 0xD800 && u <= 0xDBFF && i + 1 < n) {
+      const uint32_t lo = Get16(p + 2 * (i + 1));
+      if (lo >= 0xDC00 && lo <= 0xDFFF) {
+        put(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
+        ++i;
+        continue;
+      }
+    }
+    put((u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
+  }
+  return out;
+}
+
+}  // namespace mbx::pst::disk

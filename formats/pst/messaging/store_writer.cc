@@ -1,0 +1,595 @@
+#include "formats/pst/messaging/store_writer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "formats/pst/messaging/schema.h"
+
+namespace mbx::pst::messaging {
+
+using disk::MakeNid;
+using disk::WithNidType;
+using ltp::Property;
+using ltp::Row;
+
+namespace {
+
+constexpr uint32_t kTagRowId = 0x67F20003;
+constexpr uint32_t kTagRowVersion = 0x67F30003;
+
+std::string Le32(uint32_t v) {
+  std::string s(4, '\0');
+  disk::Put32(reinterpret_cast<uint8_t*>(s.data()), v);
+  return s;
+}
+std::string Le64(uint64_t v) {
+  std::string s(8, '\0');
+  disk::Put64(reinterpret_cast<uint8_t*>(s.data()), v);
+  return s;
+}
+
+uint64_t NowFileTime() {
+  using namespace std::chrono;
+  const auto unix_100ns =
+      duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count() / 100;
+  return static_cast<uint64_t>(unix_100ns) + 116444736000000000ull;
+}
+
+std::string RandomBytes(size_t n) {
+  std::random_device rd;
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rd() & 0xFF);
+  return s;
+}
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+const Property* FindProp(const std::vector<Property>& props, uint16_t id) {
+  for (const auto& p : props)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+// A contents- or attachment-table row: the columns the object also has as
+// properties carry the same values ([MS-PST] 2.4.4.5.1).
+Row RowFromProps(uint32_t row_id, const ltp::TableSchema& schema,
+                 const std::vector<Property>& props) {
+  Row row;
+  row.row_id = row_id;
+  row.cells[kTagRowVersion] = Le32(1);
+  for (const auto& c : schema.columns) {
+    const auto* p = FindProp(props, static_cast<uint16_t>(c.tag >> 16));
+    if (p != nullptr && p->tag() == c.tag) row.cells[c.tag] = p->value;
+  }
+  return row;
+}
+
+// The recipient table: Outlook's template columns plus the SMTP address and
+// the recipient's row id, laid out afresh.
+const ltp::TableSchema& RecipientSchema() {
+  static const ltp::TableSchema s = [] {
+    std::vector<uint32_t> tags;
+    for (const auto& c : schema::RecipientTable().columns) tags.push_back(c.tag);
+    std::sort(tags.begin(), tags.end(), [](uint32_t a, uint32_t b) {
+      auto bit = [](uint32_t t) {
+        for (const auto& c : schema::RecipientTable().columns)
+          if (c.tag == t) return c.ibit;
+        return uint8_t{0};
+      };
+      return bit(a) < bit(b);
+    });
+    tags.push_back(0x39FE001F);  // PidTagSmtpAddress
+    tags.push_back(0x30000003);  // PidTagRowid
+    return ltp::TableSchema::Layout(tags);
+  }();
+  return s;
+}
+
+// Named properties of Outlook's empty store ([MS-PST] 2.4.7): the ids
+// 0x8000.. in order, with their property set and numeric id or name.
+struct NamedEntry {
+  uint16_t guid;  // 2 PS_PUBLIC_STRINGS, 3.. index into kGuids + 3
+  uint32_t lid;   // numeric id, when name is empty
+  const char* name;
+};
+constexpr const char* kGuids[] = {
+    "\x02\x20\x06\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46",  // PSETID_Appointment
+    "\x86\x03\x02\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46",  // PS_INTERNET_HEADERS
+    "\x08\x20\x06\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46",  // PSETID_Common
+    "\x13\x8F\xF2\x41\xF4\x83\x14\x41\xA5\x84\xEE\xDB\x5A\x6B\x0B\xFF",  // PSETID_Messaging
+    "\x14\x20\x06\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46",  // {00062014-...}
+    "\x03\x20\x06\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46",  // PSETID_Task
+};
+constexpr NamedEntry kNamed[] = {
+    {3, 0x8205, ""},         {3, 0x8223, ""},
+    {3, 0x8231, ""},         {3, 0x8216, ""},
+    {3, 0x820D, ""},         {3, 0x820E, ""},
+    {3, 0x8235, ""},         {3, 0x8236, ""},
+    {3, 0x8233, ""},         {4, 0, "content-class"},
+    {2, 0, "DRMLicense"},    {4, 0, "x-cr-hashedpuzzle"},
+    {4, 0, "x-cr-puzzleid"}, {5, 0x8580, ""},
+    {5, 0x8581, ""},         {2, 0, "urn:schemas-microsoft-com:office:outlook#storetypeprivate"},
+    {5, 0x8510, ""},         {5, 0x8578, ""},
+    {6, 0, "IsMentioned"},   {2, 0, "Keywords"},
+    {7, 0x8F05, ""},         {5, 0x8514, ""},
+    {7, 0x8F07, ""},         {5, 0x8503, ""},
+    {5, 0x85A8, ""},         {5, 0x8502, ""},
+    {8, 0x8104, ""},         {8, 0x8105, ""},
+    {8, 0x811C, ""},         {4, 0, "x-ms-exchange-organization-authdomain"},
+    {2, 0, "DoNotForward"},  {5, 0x8570, ""},
+    {8, 0x8101, ""},         {5, 0x85E0, ""},
+    {5, 0x8552, ""},
+};
+
+// The name-to-id map's streams and hash buckets ([MS-PST] 2.4.7).
+std::vector<Property> NameToIdMapProps() {
+  constexpr uint32_t kBuckets = 251;
+  std::string guids, entries, strings;
+  for (const char* g : kGuids) guids.append(g, 16);
+  std::map<uint16_t, std::string> buckets;
+  for (size_t i = 0; i < std::size(kNamed); ++i) {
+    const auto& e = kNamed[i];
+    const bool is_string = e.name[0] != '\0';
+    uint32_t id = e.lid;
+    uint32_t hash = e.lid;
+    if (is_string) {
+      const std::string utf16 = disk::Utf8ToUtf16le(e.name);
+      id = static_cast<uint32_t>(strings.size());
+      hash = disk::Crc(utf16.data(), utf16.size());
+      strings += Le32(static_cast<uint32_t>(utf16.size()));
+      strings += utf16;
+      while (strings.size() % 4 != 0) strings.push_back('\0');
+    }
+    const uint16_t guid_n = static_cast<uint16_t>((e.guid << 1) | (is_string ? 1 : 0));
+    auto record = [&](uint32_t first) {
+      std::string r = Le32(first);
+      r.push_back(static_cast<char>(guid_n & 0xFF));
+      r.push_back(static_cast<char>(guid_n >> 8));
+      r.push_back(static_cast<char>(i & 0xFF));
+      r.push_back(static_cast<char>(i >> 8));
+      return r;
+    };
+    entries += record(id);
+    buckets[static_cast<uint16_t>(0x1000 + (hash ^ guid_n) % kBuckets)] += record(hash);
+  }
+  std::vector<Property> props = {Int32Prop(0x0001, kBuckets), BinaryProp(0x0002, guids),
+                                 BinaryProp(0x0003, entries), BinaryProp(0x0004, strings)};
+  for (auto& [id, bytes] : buckets) props.push_back(BinaryProp(id, bytes));
+  return props;
+}
+
+}  // namespace
+
+Property StringProp(uint16_t id, std::string_view utf8) {
+  return {id, disk::kPtypString, disk::Utf8ToUtf16le(utf8)};
+}
+Property BinaryProp(uint16_t id, std::string_view bytes) {
+  return {id, disk::kPtypBinary, std::string(bytes)};
+}
+Property Int32Prop(uint16_t id, uint32_t v) { return {id, disk::kPtypInteger32, Le32(v)}; }
+Property BoolProp(uint16_t id, bool v) {
+  return {id, disk::kPtypBoolean, std::string(1, v ? '\1' : '\0')};
+}
+Property TimeProp(uint16_t id, uint64_t filetime) { return {id, disk::kPtypTime, Le64(filetime)}; }
+Property Int64Prop(uint16_t id, uint64_t v) { return {id, disk::kPtypInteger64, Le64(v)}; }
+
+Result<std::unique_ptr<StoreWriter>> StoreWriter::Create(const std::string& path, Options options) {
+  ndb::NdbWriter::Options nopts;
+  nopts.crypt = options.crypt;
+  MBX_ASSIGN_OR_RETURN(auto ndb, ndb::NdbWriter::Create(path, nopts));
+  std::unique_ptr<StoreWriter> w(new StoreWriter(std::move(ndb), std::move(options)));
+  MBX_RETURN_IF_ERROR(w->WriteSkeleton());
+  return w;
+}
+
+StoreWriter::StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options)
+    : ndb_(std::move(ndb)), options_(std::move(options)), record_key_(RandomBytes(16)) {}
+
+StoreWriter::~StoreWriter() = default;
+
+std::string StoreWriter::EntryId(uint32_t nid) const {
+  return std::string(4, '\0') + record_key_ + Le32(nid);
+}
+
+Result<uint64_t> StoreWriter::WritePc(uint32_t nid, uint32_t parent, std::vector<Property> props) {
+  ltp::NodeBuilder node(*ndb_);
+  MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), node));
+  MBX_ASSIGN_OR_RETURN(auto bids, node.Finish(blocks));
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, parent));
+  return bids.first;
+}
+
+Result<uint64_t> StoreWriter::WriteTable(uint32_t nid, const ltp::TableSchema& schema,
+                                         const std::vector<Row>& rows) {
+  ltp::NodeBuilder node(*ndb_);
+  MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildTableContext(schema, rows, node));
+  MBX_ASSIGN_OR_RETURN(auto bids, node.Finish(blocks));
+  if (nid != 0) MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, 0));
+  return bids.first;
+}
+
+// The nodes of Outlook's empty store that do not depend on the folders
+// ([MS-PST] 2.7.1 and Outlook's own Empty.pst): templates, search
+// bookkeeping, the spam search folder and the internal nodes.
+Status StoreWriter::WriteSkeleton() {
+  using namespace disk;  // NOLINT
+  MBX_ASSIGN_OR_RETURN(empty_hierarchy_,
+                       WriteTable(kNidHierarchyTableTemplate, schema::HierarchyTable(), {}));
+  MBX_ASSIGN_OR_RETURN(empty_contents_,
+                       WriteTable(kNidContentsTableTemplate, schema::ContentsTable(), {}));
+  MBX_ASSIGN_OR_RETURN(
+      empty_assoc_, WriteTable(kNidAssocContentsTableTemplate, schema::AssocContentsTable(), {}));
+  MBX_ASSIGN_OR_RETURN(empty_search_, WriteTable(kNidSearchContentsTableTemplate,
+                                                 schema::SearchContentsTable(), {}));
+  MBX_ASSIGN_OR_RETURN(empty_recipients_,
+                       WriteTable(kNidRecipientTableTemplate, schema::RecipientTable(), {}));
+  MBX_ASSIGN_OR_RETURN(empty_attachments_,
+                       WriteTable(kNidAttachmentTableTemplate, schema::AttachmentTable(), {}));
+  MBX_RETURN_IF_ERROR(WriteTable(0x64C, schema::OutgoingQueueTable(), {}).status());
+  MBX_RETURN_IF_ERROR(WriteTable(0x6B6, schema::Template6B6(), {}).status());
+  MBX_RETURN_IF_ERROR(WriteTable(0x6D7, schema::Template6D7(), {}).status());
+  MBX_RETURN_IF_ERROR(WriteTable(0x6F8, schema::Template6F8(), {}).status());
+
+  // Search bookkeeping: empty queues, and the activity list naming the one
+  // search folder.
+  for (uint32_t nid : {kNidSearchManagementQueue, kNidSearchDomainObject, 0xE41u, 0xEC1u, 0xF21u})
+    MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, 0, 0, 0));
+  MBX_ASSIGN_OR_RETURN(uint64_t activity, ndb_->WriteBlock(Le32(0x2223)));
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(kNidSearchActivityList, activity, 0, 0));
+
+  // 0xC01 and 0xE01: heaps with undocumented client signatures, each rooted
+  // at an empty BTH, as Outlook writes them.
+  {
+    ltp::HeapBuilder heap(0x9C);
+    MBX_ASSIGN_OR_RETURN(uint32_t root, heap.Allocate(std::string(4, '\0')));
+    MBX_ASSIGN_OR_RETURN(uint32_t bth, ltp::BuildBth(heap, 16, 4, {}));
+    MBX_RETURN_IF_ERROR(heap.Rewrite(root, Le32(bth)));
+    heap.set_user_root(root);
+    MBX_ASSIGN_OR_RETURN(uint64_t bid, ndb_->WriteBlocks(heap.Finish()));
+    MBX_RETURN_IF_ERROR(ndb_->AddNode(0xC01, bid, 0, 0));
+  }
+  {
+    ltp::HeapBuilder heap(0xCC);
+    MBX_ASSIGN_OR_RETURN(uint32_t root, heap.Allocate(std::string(56, '\0')));
+    MBX_ASSIGN_OR_RETURN(uint32_t bth, ltp::BuildBth(heap, 4, 4, {}));
+    std::string r;
+    for (uint32_t v : {bth, 1u, 0x200004u, 0u, 3u, 0u, 0x10u, 0u, 0x48B3u, 0u, 0u, 0u, 0u, 0x1E2u})
+      r += Le32(v);
+    MBX_RETURN_IF_ERROR(heap.Rewrite(root, r));
+    heap.set_user_root(root);
+    MBX_ASSIGN_OR_RETURN(uint64_t bid, ndb_->WriteBlocks(heap.Finish()));
+    MBX_RETURN_IF_ERROR(ndb_->AddNode(0xE01, bid, 0, 0));
+  }
+  // 0xEE1: one 28-byte record per top object; 0xF01: two GUIDs and a time.
+  {
+    std::string r;
+    for (uint32_t nid :
+         {kNidMessageStore, kNidIpmSubtree, kNidSearchRoot, kNidDeletedItems, kNidCommonViews}) {
+      r += Le32(nid);
+      r.append(14, '\0');
+      r += std::string("\x04\x00\x00", 3);
+      r.push_back(nid == kNidCommonViews ? '\x02' : '\x01');
+      r.append(6, '\0');
+    }
+    MBX_ASSIGN_OR_RETURN(uint64_t bid, ndb_->WriteBlock(r));
+    MBX_RETURN_IF_ERROR(ndb_->AddNode(0xEE1, bid, 0, 0));
+    std::string f(104, '\0');
+    f[0] = 8;
+    f[29] = 1;
+    f[30] = 1;
+    const std::string guids = RandomBytes(32);
+    f.replace(40, 32, guids);
+    f.replace(72, 4, Le32(0x6A));
+    f.replace(76, 4, Le32(2));
+    f.replace(80, 8, Le64(NowFileTime()));
+    f.replace(92, 4, Le32(5));
+    f.replace(96, 4, Le32(5));
+    MBX_ASSIGN_OR_RETURN(uint64_t fbid, ndb_->WriteBlock(f));
+    MBX_RETURN_IF_ERROR(ndb_->AddNode(0xF01, fbid, 0, 0));
+  }
+  // The spam search folder under the root, with its queue, criteria and an
+  // empty search contents table.
+  MBX_RETURN_IF_ERROR(WritePc(0x2223, kNidRootFolder,
+                              {StringProp(0x3001, "SPAM Search Folder 2"), Int32Prop(0x3602, 0),
+                               Int32Prop(0x3603, 0), BoolProp(0x360A, false)})
+                          .status());
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(0x2226, 0, 0, 0));
+  MBX_RETURN_IF_ERROR(WritePc(0x2227, 0, {Int32Prop(0x660B, 0)}).status());
+  MBX_RETURN_IF_ERROR(ndb_->AddRef(empty_search_));
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(0x2230, empty_search_, 0, 0));
+
+  // Folders every store has; their PCs and tables are written at Finish.
+  auto add = [&](uint32_t nid, uint32_t parent, std::string name) {
+    Folder f;
+    f.nid = nid;
+    f.parent = parent;
+    f.name = std::move(name);
+    folders_[nid] = std::move(f);
+  };
+  add(kNidRootFolder, kNidRootFolder, "");
+  add(kNidIpmSubtree, kNidRootFolder, "Top of Outlook data file");
+  add(kNidSearchRoot, kNidRootFolder, "Search Root");
+  add(kNidDeletedItems, kNidIpmSubtree, "Deleted Items");
+  add(kNidCommonViews, kNidRootFolder, "IPM_COMMON_VIEWS");
+  folders_[kNidIpmSubtree].children.push_back(kNidDeletedItems);
+  ndb_->SetLastNidIndex(kNidTypeNormalFolder, disk::NidIndexOf(kNidCommonViews));
+  return Status::Ok();
+}
+
+uint32_t StoreWriter::FindFolder(uint32_t parent, std::string_view name) const {
+  auto it = folders_.find(parent);
+  if (it == folders_.end()) return 0;
+  const std::string want = AsciiLower(name);
+  for (uint32_t c : it->second.children)
+    if (AsciiLower(folders_.at(c).name) == want) return c;
+  return 0;
+}
+
+Result<uint32_t> StoreWriter::CreateFolder(uint32_t parent, std::string_view name,
+                                           std::string_view container_class) {
+  auto it = folders_.find(parent);
+  if (it == folders_.end() || parent == disk::kNidRootFolder)
+    return Status::InvalidArgument("PST writer: no folder " + std::to_string(parent) +
+                                   " to create '" + std::string(name) + "' in");
+  if (FindFolder(parent, name) != 0)
+    return Status::InvalidArgument("PST writer: folder '" + std::string(name) + "' exists");
+  const uint32_t nid = ndb_->AllocateNid(disk::kNidTypeNormalFolder);
+  Folder f;
+  f.nid = nid;
+  f.parent = parent;
+  f.name = std::string(name);
+  f.container_class = std::string(container_class);
+  folders_[nid] = std::move(f);
+  folders_[parent].children.push_back(nid);
+  return nid;
+}
+
+Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
+  using namespace disk;  // NOLINT
+  auto fit = folders_.find(folder);
+  if (fit == folders_.end())
+    return Status::InvalidArgument("PST writer: no folder to add a message to");
+  const uint32_t nid = ndb_->AllocateNid(kNidTypeNormalMessage);
+  ltp::NodeBuilder node(*ndb_);
+
+  // Recipients: a table subnode of the message.
+  std::vector<Row> recipient_rows;
+  for (size_t i = 0; i < m.recipients.size(); ++i) {
+    std::vector<Property> props = m.recipients[i];
+    props.push_back(Int32Prop(0x3000, static_cast<uint32_t>(i)));
+    recipient_rows.push_back(RowFromProps(static_cast<uint32_t>(i), RecipientSchema(), props));
+  }
+  {
+    ltp::NodeBuilder table_node(*ndb_);
+    MBX_ASSIGN_OR_RETURN(auto blocks,
+                         ltp::BuildTableContext(RecipientSchema(), recipient_rows, table_node));
+    MBX_ASSIGN_OR_RETURN(auto bids, table_node.Finish(blocks));
+    node.AddSubnode({kNidRecipientTableTemplate, bids.first, bids.second});
+  }
+
+  // Attachments: one PC subnode each, and the attachment table.
+  uint64_t attachment_bytes = 0;
+  if (!m.attachments.empty()) {
+    std::vector<Row> rows;
+    for (const auto& a : m.attachments) {
+      const uint32_t anid = ndb_->AllocateNid(kNidTypeAttachment);
+      std::vector<Property> props = a.props;
+      props.push_back(BinaryProp(0x3701, a.data));
+      if (FindProp(props, 0x0E20) == nullptr)
+        props.push_back(Int32Prop(0x0E20, static_cast<uint32_t>(a.data.size())));
+      if (FindProp(props, 0x3705) == nullptr)
+        props.push_back(Int32Prop(0x3705, 1));  // ATTACH_BY_VALUE
+      if (FindProp(props, 0x370B) == nullptr) props.push_back(Int32Prop(0x370B, 0xFFFFFFFF));
+      rows.push_back(RowFromProps(anid, schema::AttachmentTable(), props));
+      attachment_bytes += a.data.size();
+      ltp::NodeBuilder att_node(*ndb_);
+      MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), att_node));
+      MBX_ASSIGN_OR_RETURN(auto bids, att_node.Finish(blocks));
+      node.AddSubnode({anid, bids.first, bids.second});
+    }
+    ltp::NodeBuilder table_node(*ndb_);
+    MBX_ASSIGN_OR_RETURN(auto blocks,
+                         ltp::BuildTableContext(schema::AttachmentTable(), rows, table_node));
+    MBX_ASSIGN_OR_RETURN(auto bids, table_node.Finish(blocks));
+    node.AddSubnode({kNidAttachmentTableTemplate, bids.first, bids.second});
+  }
+
+  std::vector<Property> props = m.props;
+  const uint64_t now = NowFileTime();
+  if (FindProp(props, 0x001A) == nullptr) props.push_back(StringProp(0x001A, "IPM.Note"));
+  if (FindProp(props, 0x0E07) == nullptr) props.push_back(Int32Prop(0x0E07, 0));
+  if (FindProp(props, 0x0E17) == nullptr) props.push_back(Int32Prop(0x0E17, 0));
+  if (FindProp(props, 0x3007) == nullptr) props.push_back(TimeProp(0x3007, now));
+  if (FindProp(props, 0x3008) == nullptr) props.push_back(TimeProp(0x3008, now));
+  if (FindProp(props, 0x300B) == nullptr) props.push_back(BinaryProp(0x300B, RandomBytes(16)));
+  if (!m.attachments.empty() && FindProp(props, 0x0E1B) == nullptr)
+    props.push_back(BoolProp(0x0E1B, true));
+  // PidTagMessageSize: what the message occupies, as Outlook counts it
+  // roughly: every value plus the attachments' bytes.
+  props.erase(
+      std::remove_if(props.begin(), props.end(), [](const Property& p) { return p.id == 0x0E08; }),
+      props.end());
+  uint64_t size = attachment_bytes;
+  for (const auto& p : props) size += p.value.size() + 8;
+  for (const auto& r : m.recipients)
+    for (const auto& p : r) size += p.value.size() + 8;
+  props.push_back(Int32Prop(0x0E08, static_cast<uint32_t>(std::min<uint64_t>(size, 0x7FFFFFFF))));
+
+  Row row = RowFromProps(nid, schema::ContentsTable(), props);
+  MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), node));
+  MBX_ASSIGN_OR_RETURN(auto bids, node.Finish(blocks));
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, folder));
+  const auto* flags = FindProp(m.props, 0x0E07);
+  if (flags == nullptr || flags->value.size() < 4 ||
+      (Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
+    ++fit->second.unread;
+  fit->second.contents.push_back(std::move(row));
+  return nid;
+}
+
+Row StoreWriter::HierarchyRow(const Folder& f) const {
+  Row row;
+  row.row_id = f.nid;
+  row.cells[kTagRowVersion] = Le32(1);
+  row.cells[0x3001001F] = disk::Utf8ToUtf16le(f.name);
+  row.cells[0x36020003] = Le32(static_cast<uint32_t>(f.contents.size()));
+  row.cells[0x36030003] = Le32(f.unread);
+  row.cells[0x360A000B] = std::string(1, f.children.empty() ? '\0' : '\1');
+  if (!f.container_class.empty()) row.cells[0x3613001F] = disk::Utf8ToUtf16le(f.container_class);
+  return row;
+}
+
+Status StoreWriter::WriteFolder(const Folder& f) {
+  using namespace disk;  // NOLINT
+  std::vector<Property> props = {
+      StringProp(0x3001, f.name), Int32Prop(0x3602, static_cast<uint32_t>(f.contents.size())),
+      Int32Prop(0x3603, f.unread), BoolProp(0x360A, !f.children.empty())};
+  if (f.nid == kNidDeletedItems) props.push_back(StringProp(0x3004, "Deleted Items folder"));
+  if (f.nid == kNidCommonViews) props.push_back(StringProp(0x3004, ""));
+  if (!f.container_class.empty()) props.push_back(StringProp(0x3613, f.container_class));
+  if (f.nid == kNidRootFolder) {
+    // Drafts and Junk are found through entry IDs on the root folder.
+    if (auto it = special_.find(SpecialFolder::kDrafts); it != special_.end())
+      props.push_back(BinaryProp(0x36D7, EntryId(it->second)));
+  }
+  MBX_RETURN_IF_ERROR(WritePc(f.nid, f.parent, std::move(props)).status());
+
+  std::vector<Row> children;
+  for (uint32_t c : f.children) children.push_back(HierarchyRow(folders_.at(c)));
+  const uint32_t hier = WithNidType(f.nid, kNidTypeHierarchyTable);
+  const uint32_t cont = WithNidType(f.nid, kNidTypeContentsTable);
+  const uint32_t assoc = WithNidType(f.nid, kNidTypeAssocContentsTable);
+  auto shared = [&](uint32_t nid, uint64_t bid) -> Status {
+    MBX_RETURN_IF_ERROR(ndb_->AddRef(bid));
+    return ndb_->AddNode(nid, bid, 0, 0);
+  };
+  // Hierarchy: the IPM subtree and Search Root have wider tables of their own.
+  if (f.nid == kNidIpmSubtree) {
+    MBX_RETURN_IF_ERROR(WriteTable(hier, schema::IpmSubtreeHierarchyTable(), children).status());
+  } else if (f.nid == kNidSearchRoot) {
+    MBX_RETURN_IF_ERROR(WriteTable(hier, schema::SearchRootHierarchyTable(), children).status());
+  } else if (children.empty()) {
+    MBX_RETURN_IF_ERROR(shared(hier, empty_hierarchy_));
+  } else {
+    MBX_RETURN_IF_ERROR(WriteTable(hier, schema::HierarchyTable(), children).status());
+  }
+  if (f.nid == kNidIpmSubtree) {
+    MBX_RETURN_IF_ERROR(WriteTable(cont, schema::IpmSubtreeContentsTable(), f.contents).status());
+  } else if (f.contents.empty()) {
+    MBX_RETURN_IF_ERROR(shared(cont, empty_contents_));
+  } else {
+    MBX_RETURN_IF_ERROR(WriteTable(cont, schema::ContentsTable(), f.contents).status());
+  }
+  if (f.nid == kNidRootFolder) {
+    MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::RootAssocContentsTable(), {}).status());
+  } else if (f.nid == kNidCommonViews) {
+    MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::CommonViewsAssocContentsTable(), {}).status());
+  } else {
+    MBX_RETURN_IF_ERROR(shared(assoc, empty_assoc_));
+  }
+  return Status::Ok();
+}
+
+Status StoreWriter::WriteStoreAndMaps() {
+  using namespace disk;  // NOLINT
+  std::string history = Le32(1) + RandomBytes(16) + Le32(1);
+  uint32_t valid = 0xC9;  // IPM subtree, wastebasket, common views, finder
+  std::vector<Property> props = {BinaryProp(0x0E34, history),
+                                 Int32Prop(0x0E38, 0),
+                                 BinaryProp(0x0FF9, record_key_),
+                                 StringProp(0x3001, options_.display_name),
+                                 BinaryProp(0x35E0, EntryId(kNidIpmSubtree)),
+                                 BinaryProp(0x35E3, EntryId(kNidDeletedItems)),
+                                 BinaryProp(0x35E6, EntryId(kNidCommonViews)),
+                                 BinaryProp(0x35E7, EntryId(kNidSearchRoot)),
+                                 BoolProp(0x6633, true),
+                                 Int32Prop(0x66FA, 0x000E0011),
+                                 Int32Prop(0x66FC, 0x0018B2B3),
+                                 Int32Prop(0x67FF, 0)};
+  if (auto it = special_.find(SpecialFolder::kSentItems); it != special_.end()) {
+    props.push_back(BinaryProp(0x35E4, EntryId(it->second)));
+    valid |= 0x10;
+  }
+  if (auto it = special_.find(SpecialFolder::kOutbox); it != special_.end()) {
+    props.push_back(BinaryProp(0x35E2, EntryId(it->second)));
+    valid |= 0x04;
+  }
+  uint32_t inbox = kNidRootFolder;
+  if (auto it = special_.find(SpecialFolder::kInbox); it != special_.end()) {
+    inbox = it->second;
+    valid |= 0x02;
+  }
+  props.push_back(Int32Prop(0x35DF, valid));
+  MBX_RETURN_IF_ERROR(WritePc(kNidMessageStore, 0, std::move(props)).status());
+  MBX_RETURN_IF_ERROR(WritePc(kNidNameToIdMap, 0, NameToIdMapProps()).status());
+  // The receive folder table: where mail of any class is delivered.
+  Row receive;
+  receive.row_id = 1;
+  receive.cells[kTagRowVersion] = Le32(2);
+  receive.cells[0x001A001F] = "";
+  receive.cells[0x66050003] = Le32(inbox);
+  return WriteTable(0x62B, schema::ReceiveFolderTable(), {receive}).status();
+}
+
+Status StoreWriter::Finish() {
+  if (finished_) return Status::InvalidArgument("PST writer: Finish called twice");
+  finished_ = true;
+  // The root's hierarchy table lists the four top objects with the versions
+  // Outlook gives them; its folders and the spam search folder.
+  Folder& root = folders_[disk::kNidRootFolder];
+  root.children = {kNidIpmSubtree, kNidSearchRoot, kNidCommonViews};
+  for (const auto& [nid, f] : folders_) {
+    if (nid == disk::kNidRootFolder) continue;
+    MBX_RETURN_IF_ERROR(WriteFolder(f));
+  }
+  {
+    std::vector<Property> props = {StringProp(0x3001, ""), Int32Prop(0x3602, 0),
+                                   Int32Prop(0x3603, 0), BoolProp(0x360A, true)};
+    if (auto it = special_.find(SpecialFolder::kDrafts); it != special_.end())
+      props.push_back(BinaryProp(0x36D7, EntryId(it->second)));
+    if (auto it = special_.find(SpecialFolder::kJunk); it != special_.end())
+      props.push_back(BinaryProp(0x36E4, EntryId(it->second)));
+    MBX_RETURN_IF_ERROR(
+        WritePc(disk::kNidRootFolder, disk::kNidRootFolder, std::move(props)).status());
+    std::vector<Row> rows;
+    for (uint32_t c : {kNidIpmSubtree, kNidSearchRoot})
+      rows.push_back(HierarchyRow(folders_.at(c)));
+    Row spam;
+    spam.row_id = 0x2223;
+    spam.cells[kTagRowVersion] = Le32(1);
+    spam.cells[0x3001001F] = disk::Utf8ToUtf16le("SPAM Search Folder 2");
+    spam.cells[0x36020003] = Le32(0);
+    spam.cells[0x36030003] = Le32(0);
+    spam.cells[0x360A000B] = std::string(1, '\0');
+    rows.push_back(spam);
+    rows.push_back(HierarchyRow(folders_.at(kNidCommonViews)));
+    MBX_RETURN_IF_ERROR(
+        WriteTable(disk::WithNidType(disk::kNidRootFolder, disk::kNidTypeHierarchyTable),
+                   schema::HierarchyTable(), rows)
+            .status());
+    MBX_RETURN_IF_ERROR(ndb_->AddRef(empty_contents_));
+    MBX_RETURN_IF_ERROR(
+        ndb_->AddNode(disk::WithNidType(disk::kNidRootFolder, disk::kNidTypeContentsTable),
+                      empty_contents_, 0, 0));
+    MBX_RETURN_IF_ERROR(
+        WriteTable(disk::WithNidType(disk::kNidRootFolder, disk::kNidTypeAssocContentsTable),
+                   schema::RootAssocContentsTable(), {})
+            .status());
+  }
+  MBX_RETURN_IF_ERROR(WriteStoreAndMaps());
+  // Outlook's counters for folder tables follow the folder counter.
+  const uint32_t last_folder = ndb_->LastNidIndex(disk::kNidTypeNormalFolder);
+  for (uint32_t t : {disk::kNidTypeHierarchyTable, disk::kNidTypeContentsTable,
+                     disk::kNidTypeAssocContentsTable})
+    ndb_->SetLastNidIndex(t, last_folder);
+  return ndb_->Finish();
+}
+
+}  // namespace mbx::pst::messaging

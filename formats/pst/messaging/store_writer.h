@@ -1,0 +1,113 @@
+// \brief The messaging-layer PST writer ([MS-PST] 2.4): a new Unicode store
+// laid out as Outlook creates one, folders of any depth, and messages with
+// their property context, recipient table, attachments and contents-table row.
+//
+// Messages stream to disk as they are added; folders, their table rows and
+// the node index stay in memory until Finish() writes the tables, the
+// B-trees and the header.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+#include "formats/pst/disk/disk.h"
+#include "formats/pst/ltp/writer.h"
+#include "formats/pst/ndb/writer.h"
+
+namespace mbx::pst::messaging {
+
+struct OutAttachment {
+  std::vector<ltp::Property> props;  // name, MIME type, content id, method...
+  std::string data;                  // by-value bytes (PidTagAttachDataBinary)
+};
+
+struct OutMessage {
+  // The message's own properties: everything but where it lives (the writer
+  // adds the size, search key and times when they are missing).
+  std::vector<ltp::Property> props;
+  // One property list per recipient row (0x0C15 type, 0x3001 name, 0x3003
+  // address, 0x3002 address type, 0x39FE SMTP address...).
+  std::vector<std::vector<ltp::Property>> recipients;
+  std::vector<OutAttachment> attachments;
+};
+
+// Folders every store has, by the NIDs Outlook gives them.
+inline constexpr uint32_t kNidIpmSubtree = 0x8022;
+inline constexpr uint32_t kNidSearchRoot = 0x8042;
+inline constexpr uint32_t kNidDeletedItems = 0x8062;
+inline constexpr uint32_t kNidCommonViews = 0x8082;
+
+enum class SpecialFolder { kInbox, kOutbox, kSentItems, kDrafts, kJunk };
+
+class StoreWriter {
+ public:
+  struct Options {
+    std::string display_name = "Personal Folders";
+    disk::CryptMethod crypt = disk::CryptMethod::kNone;
+  };
+  // Creates a new store at `path` (the caller writes to a temporary name and
+  // renames after Finish()).
+  static Result<std::unique_ptr<StoreWriter>> Create(const std::string& path, Options options);
+  ~StoreWriter();
+
+  // A new folder under `parent` (kNidIpmSubtree for a top-level folder).
+  Result<uint32_t> CreateFolder(uint32_t parent, std::string_view name_utf8,
+                                std::string_view container_class = "IPF.Note");
+  // The child of `parent` named `name` (case-insensitive ASCII), or 0.
+  uint32_t FindFolder(uint32_t parent, std::string_view name_utf8) const;
+  // Marks a folder as the store's Inbox, Sent Items, ... (entry IDs on the
+  // store and root folder, the receive folder table).
+  void SetSpecialFolder(SpecialFolder role, uint32_t nid) { special_[role] = nid; }
+
+  // Writes a message into `folder`; returns its NID.
+  Result<uint32_t> AddMessage(uint32_t folder, const OutMessage& message);
+
+  Status Finish();
+
+  uint64_t bytes_written() const { return ndb_->bytes_written(); }
+
+ private:
+  struct Folder {
+    uint32_t nid = 0;
+    uint32_t parent = 0;
+    std::string name;
+    std::string container_class;
+    std::vector<uint32_t> children;
+    std::vector<ltp::Row> contents;
+    uint32_t unread = 0;
+  };
+  StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options);
+  Status WriteSkeleton();
+  Result<uint64_t> WriteTable(uint32_t nid, const ltp::TableSchema& schema,
+                              const std::vector<ltp::Row>& rows);
+  Result<uint64_t> WritePc(uint32_t nid, uint32_t parent, std::vector<ltp::Property> props);
+  Status WriteFolder(const Folder& f);
+  Status WriteStoreAndMaps();
+  std::string EntryId(uint32_t nid) const;
+  ltp::Row HierarchyRow(const Folder& f) const;
+
+  std::unique_ptr<ndb::NdbWriter> ndb_;
+  Options options_;
+  std::string record_key_;  // the store's provider UID
+  std::map<uint32_t, Folder> folders_;
+  std::map<SpecialFolder, uint32_t> special_;
+  // Blocks of the empty template tables, shared by every empty table.
+  uint64_t empty_hierarchy_ = 0, empty_contents_ = 0, empty_assoc_ = 0, empty_search_ = 0,
+           empty_recipients_ = 0, empty_attachments_ = 0;
+  bool finished_ = false;
+};
+
+// Property encoders for callers building OutMessage.
+ltp::Property StringProp(uint16_t id, std::string_view utf8);
+ltp::Property BinaryProp(uint16_t id, std::string_view bytes);
+ltp::Property Int32Prop(uint16_t id, uint32_t v);
+ltp::Property BoolProp(uint16_t id, bool v);
+ltp::Property TimeProp(uint16_t id, uint64_t filetime);
+ltp::Property Int64Prop(uint16_t id, uint64_t v);
+
+}  // namespace mbx::pst::messaging

@@ -1,0 +1,368 @@
+#include "formats/pst/mime_to_mapi.h"
+
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+
+#include "formats/mime/mime.h"
+#include "formats/pst/mapi.h"
+#include "formats/pst/mapi_to_mime.h"
+
+namespace mbx::pst {
+namespace {
+
+using messaging::BinaryProp;
+using messaging::BoolProp;
+using messaging::Int32Prop;
+using messaging::StringProp;
+using messaging::TimeProp;
+
+struct GUnref {
+  void operator()(void* p) const {
+    if (p) g_object_unref(p);
+  }
+};
+template <typename T>
+using GPtr = std::unique_ptr<T, GUnref>;
+
+void InitGMime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+struct Address {
+  std::string name;
+  std::string email;
+};
+
+void CollectAddresses(InternetAddressList* list, std::vector<Address>* out) {
+  if (list == nullptr) return;
+  const int n = internet_address_list_length(list);
+  for (int i = 0; i < n; ++i) {
+    InternetAddress* a = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_GROUP(a)) {
+      CollectAddresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), out);
+      continue;
+    }
+    const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+    const char* name = internet_address_get_name(a);
+    Address x;
+    x.email = addr ? addr : "";
+    x.name = name && *name ? mime::DecodeHeader(name) : x.email;
+    if (!x.email.empty() || !x.name.empty()) out->push_back(std::move(x));
+  }
+}
+
+std::string StreamBytes(GMimeObject* obj, bool decode_content) {
+  GPtr<GMimeStream> mem(g_mime_stream_mem_new());
+  if (decode_content && GMIME_IS_PART(obj)) {
+    GMimeDataWrapper* content = g_mime_part_get_content(GMIME_PART(obj));
+    if (content != nullptr) g_mime_data_wrapper_write_to_stream(content, mem.get());
+  } else {
+    g_mime_object_write_to_stream(obj, nullptr, mem.get());
+  }
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
+  return bytes ? std::string(reinterpret_cast<const char*>(bytes->data), bytes->len)
+               : std::string();
+}
+
+struct Walk {
+  std::string text;
+  std::string html;
+  bool have_text = false, have_html = false;
+  std::vector<messaging::OutAttachment> attachments;
+};
+
+void AddAttachment(GMimeObject* obj, std::string data, std::string name, Walk* w) {
+  messaging::OutAttachment a;
+  GMimeContentType* ct = g_mime_object_get_content_type(obj);
+  std::string mime_type = "application/octet-stream";
+  if (ct != nullptr) {
+    char* s = g_mime_content_type_get_mime_type(ct);
+    if (s) {
+      mime_type = s;
+      g_free(s);
+    }
+  }
+  if (name.empty()) name = mime_type == "message/rfc822" ? "message.eml" : "attachment";
+  a.props.push_back(StringProp(kPidAttachLongFilename, name));
+  a.props.push_back(StringProp(kPidAttachFilename, name));
+  a.props.push_back(StringProp(kPidAttachMimeTag, mime_type));
+  a.props.push_back(StringProp(kPidDisplayName, name));
+  if (const char* cid = g_mime_object_get_content_id(obj); cid && *cid) {
+    a.props.push_back(StringProp(kPidAttachContentId, cid));
+  }
+  a.data = std::move(data);
+  w->attachments.push_back(std::move(a));
+}
+
+void WalkPart(GMimeObject* obj, int depth, Walk* w) {
+  if (depth > 64 || obj == nullptr) return;
+  if (GMIME_IS_MULTIPART(obj)) {
+    GMimeMultipart* mp = GMIME_MULTIPART(obj);
+    const int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i) WalkPart(g_mime_multipart_get_part(mp, i), depth + 1, w);
+    return;
+  }
+  if (GMIME_IS_MESSAGE_PART(obj)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+    std::string bytes = inner ? StreamBytes(GMIME_OBJECT(inner), false) : std::string();
+    std::string name;
+    if (inner) {
+      const char* subj = g_mime_message_get_subject(inner);
+      if (subj && *subj) name = mime::DecodeHeader(subj) + ".eml";
+    }
+    AddAttachment(obj, std::move(bytes), std::move(name), w);
+    return;
+  }
+  if (!GMIME_IS_PART(obj)) return;
+  GMimePart* part = GMIME_PART(obj);
+  const char* fname = g_mime_part_get_filename(part);
+  std::string name = fname && *fname ? mime::DecodeHeader(fname) : std::string();
+  const char* disposition = g_mime_object_get_disposition(obj);
+  const bool is_attachment = disposition && g_ascii_strcasecmp(disposition, "attachment") == 0;
+  GMimeContentType* ct = g_mime_object_get_content_type(obj);
+  const bool text_plain = ct && g_mime_content_type_is_type(ct, "text", "plain");
+  const bool text_html = ct && g_mime_content_type_is_type(ct, "text", "html");
+  if (!is_attachment && name.empty() && GMIME_IS_TEXT_PART(obj) && (text_plain || text_html)) {
+    char* t = g_mime_text_part_get_text(GMIME_TEXT_PART(obj));
+    std::string s = t ? t : "";
+    g_free(t);
+    if (text_plain && !w->have_text) {
+      w->text = std::move(s);
+      w->have_text = true;
+      return;
+    }
+    if (text_html && !w->have_html) {
+      w->html = std::move(s);
+      w->have_html = true;
+      return;
+    }
+  }
+  AddAttachment(obj, StreamBytes(obj, true), std::move(name), w);
+}
+
+std::string Header(std::string_view headers, std::string_view name) {
+  auto v = mime::FindField(headers, name);
+  return v ? mime::DecodeHeader(mime::Unfold(*v)) : std::string();
+}
+
+std::string RawHeader(std::string_view headers, std::string_view name) {
+  auto v = mime::FindField(headers, name);
+  if (!v) return {};
+  std::string s = mime::Unfold(*v);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+std::string Join(const std::vector<Address>& list) {
+  std::string out;
+  for (const auto& a : list) {
+    if (!out.empty()) out += "; ";
+    out += a.name;
+  }
+  return out;
+}
+
+std::string Crlf(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 40);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<messaging::OutMessage> MimeToMapi(const Message& msg) {
+  MBX_ASSIGN_OR_RETURN(std::string_view mime, msg.Mime());
+  InitGMime();
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(mime.data(), mime.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+  GPtr<GMimeMessage> m(g_mime_parser_construct_message(parser.get(), nullptr));
+  const std::string_view headers = mime::HeaderBlock(mime);
+  messaging::OutMessage out;
+  if (!m) {
+    // Not MIME at all (no header block, binary junk): keep every byte as the
+    // body, so that nothing is lost and the message still reads back.
+    const std::string subject = Header(headers, "Subject");
+    out.props = {StringProp(kPidMessageClass, "IPM.Note"), StringProp(kPidSubject, subject),
+                 StringProp(kPidBody, std::string(mime)),
+                 Int32Prop(kPidMessageFlags, (msg.flags & kFlagSeen) ? kMsgFlagRead : 0)};
+    if (!headers.empty())
+      out.props.push_back(StringProp(kPidTransportHeaders, Crlf(headers) + "\r\n"));
+    if (msg.container_delivered != 0)
+      out.props.push_back(TimeProp(kPidDeliveryTime, UnixToFileTime(msg.container_delivered)));
+    return out;
+  }
+
+  auto& p = out.props;
+  p.push_back(StringProp(kPidMessageClass, "IPM.Note"));
+  const std::string subject = Header(headers, "Subject");
+  p.push_back(StringProp(kPidSubject, subject));
+  p.push_back(StringProp(0x0E1D, subject));  // PidTagNormalizedSubject
+  p.push_back(StringProp(0x0070, subject));  // PidTagConversationTopic
+
+  std::vector<Address> from, to, cc, bcc;
+  CollectAddresses(g_mime_message_get_from(m.get()), &from);
+  CollectAddresses(g_mime_message_get_addresses(m.get(), GMIME_ADDRESS_TYPE_TO), &to);
+  CollectAddresses(g_mime_message_get_addresses(m.get(), GMIME_ADDRESS_TYPE_CC), &cc);
+  CollectAddresses(g_mime_message_get_addresses(m.get(), GMIME_ADDRESS_TYPE_BCC), &bcc);
+  if (!from.empty()) {
+    const auto& f = from[0];
+    for (uint16_t id : {kPidSenderName, kPidSentRepresentingName})
+      p.push_back(StringProp(id, f.name));
+    for (uint16_t id : {kPidSenderEmail, kPidSentRepresentingEmail, kPidSenderSmtpAddress,
+                        kPidSentRepresentingSmtpAddress})
+      p.push_back(StringProp(id, f.email));
+    for (uint16_t id : {kPidSenderAddrType, kPidSentRepresentingAddrType})
+      p.push_back(StringProp(id, "SMTP"));
+  }
+  p.push_back(StringProp(0x0E04, Join(to)));   // PidTagDisplayTo
+  p.push_back(StringProp(0x0E03, Join(cc)));   // PidTagDisplayCc
+  p.push_back(StringProp(0x0E02, Join(bcc)));  // PidTagDisplayBcc
+  auto add_recipients = [&](const std::vector<Address>& list, uint32_t type) {
+    for (const auto& a : list) {
+      out.recipients.push_back(
+          {Int32Prop(kPidRecipientType, type), StringProp(kPidDisplayName, a.name),
+           StringProp(kPidEmailAddress, a.email), StringProp(kPidAddrType, "SMTP"),
+           StringProp(kPidSmtpAddress, a.email), Int32Prop(0x0FFE, 6),  // MAPI_MAILUSER
+           Int32Prop(0x3900, 0), BoolProp(0x0E0F, true), BoolProp(0x3A40, false),
+           StringProp(0x39FF, a.name)});
+    }
+  };
+  add_recipients(to, 1);
+  add_recipients(cc, 2);
+  add_recipients(bcc, 3);
+
+  const auto date = mime::ParseDate(RawHeader(headers, "Date"));
+  std::optional<int64_t> delivered = mime::FirstReceivedDate(headers);
+  if (!delivered && msg.container_delivered != 0) delivered = msg.container_delivered;
+  if (!delivered) delivered = date;
+  if (date) p.push_back(TimeProp(kPidClientSubmitTime, UnixToFileTime(*date)));
+  if (delivered) p.push_back(TimeProp(kPidDeliveryTime, UnixToFileTime(*delivered)));
+  if (const auto v = RawHeader(headers, "Message-ID"); !v.empty())
+    p.push_back(StringProp(kPidInternetMessageId, v));
+  if (const auto v = RawHeader(headers, "In-Reply-To"); !v.empty())
+    p.push_back(StringProp(kPidInReplyTo, v));
+  if (const auto v = RawHeader(headers, "References"); !v.empty())
+    p.push_back(StringProp(kPidReferences, v));
+  p.push_back(StringProp(kPidTransportHeaders, Crlf(headers) + "\r\n"));
+
+  // Importance ([MS-OXCMAIL] 2.2.3.2.3): Importance or X-Priority.
+  uint32_t importance = 1;
+  const std::string imp = mime::CaseFold(RawHeader(headers, "Importance"));
+  const std::string xp = RawHeader(headers, "X-Priority");
+  if (imp == "high" || (!xp.empty() && (xp[0] == '1' || xp[0] == '2'))) importance = 2;
+  if (imp == "low" || (!xp.empty() && (xp[0] == '4' || xp[0] == '5'))) importance = 0;
+  p.push_back(Int32Prop(kPidImportance, importance));
+  const std::string sens = mime::CaseFold(RawHeader(headers, "Sensitivity"));
+  p.push_back(Int32Prop(kPidSensitivity, sens == "personal"               ? 1
+                                         : sens == "private"              ? 2
+                                         : sens == "company-confidential" ? 3
+                                                                          : 0));
+
+  Walk w;
+  WalkPart(g_mime_message_get_mime_part(m.get()), 0, &w);
+  if (w.have_text) p.push_back(StringProp(kPidBody, Crlf(w.text)));
+  if (w.have_html) {
+    p.push_back(BinaryProp(kPidHtml, w.html));
+    p.push_back(Int32Prop(kPidInternetCodepage, 65001));
+  }
+  out.attachments = std::move(w.attachments);
+
+  uint32_t flags = 0;
+  if (msg.flags & kFlagSeen) flags |= kMsgFlagRead;
+  if (msg.flags & kFlagDraft) flags |= kMsgFlagUnsent;
+  if (!out.attachments.empty()) flags |= 0x10;  // MSGFLAG_HASATTACH
+  p.push_back(Int32Prop(kPidMessageFlags, flags));
+  if (msg.flags & kFlagFlagged) p.push_back(Int32Prop(kPidFlagStatus, 2));
+  // Answered / forwarded: PidTagLastVerbExecuted (102 reply, 104 forward).
+  if (msg.flags & kFlagAnswered)
+    p.push_back(Int32Prop(0x1081, 102));
+  else if (msg.flags & kFlagForwarded)
+    p.push_back(Int32Prop(0x1081, 104));
+  return out;
+}
+
+namespace {
+
+// Properties that describe where an object lived or that the writer derives.
+bool IsLocationOrDerived(uint16_t id) {
+  switch (id) {
+    case 0x0E08:  // PidTagMessageSize
+    case 0x0E09:  // PidTagParentEntryId
+    case 0x0E12:  // PidTagMessageRecipients (object)
+    case 0x0E13:  // PidTagMessageAttachments (object)
+    case 0x0E20:  // PidTagAttachSize
+    case 0x0FF9:  // PidTagRecordKey
+    case 0x0FFF:  // PidTagEntryId
+    case 0x3701:  // PidTagAttachDataBinary: set from the attachment's bytes
+    case 0x67F2:
+    case 0x67F3:  // table row id and version
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<ltp::Property> ConvertBag(const PropertyBag& bag) {
+  std::vector<ltp::Property> out;
+  for (const auto& [id, v] : bag.all()) {
+    if (id >= 0x8000 || IsLocationOrDerived(id)) continue;
+    if (v.type == kPtUnicode || v.type == kPtString8) {
+      out.push_back(StringProp(id, v.data));
+    } else if (v.type == kPtMvBinary) {
+      out.push_back(
+          {id, disk::kPtypMultipleBinary, ltp::EncodeMulti(disk::kPtypMultipleBinary, v.values)});
+    } else if (const size_t fixed = disk::FixedSizeOf(v.type); fixed != 0) {
+      if (v.data.size() == fixed) out.push_back({id, v.type, v.data});
+    } else if (v.type == disk::kPtypBinary) {
+      out.push_back(BinaryProp(id, v.data));
+    } else if ((v.type & 0x1000) != 0 && disk::FixedSizeOf(v.type & 0x0FFF) != 0 &&
+               v.data.size() % disk::FixedSizeOf(v.type & 0x0FFF) == 0) {
+      out.push_back({id, v.type, v.data});  // packed fixed-size multi-values, as stored
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+messaging::OutMessage MapiToOut(const MapiMessage& m) {
+  messaging::OutMessage out;
+  out.props = ConvertBag(m.props);
+  for (const auto& r : m.recipients) out.recipients.push_back(ConvertBag(r));
+  for (const auto& a : m.attachments) {
+    messaging::OutAttachment oa;
+    oa.props = ConvertBag(a.props);
+    if (a.embedded) {
+      // Part 1 of the writer keeps an embedded message as its MIME form.
+      auto mime = RenderMime(*a.embedded);
+      oa.props.erase(std::remove_if(oa.props.begin(), oa.props.end(),
+                                    [](const ltp::Property& p) {
+                                      return p.id == kPidAttachMethod || p.id == kPidAttachMimeTag;
+                                    }),
+                     oa.props.end());
+      oa.props.push_back(Int32Prop(kPidAttachMethod, 1));
+      oa.props.push_back(StringProp(kPidAttachMimeTag, "message/rfc822"));
+      if (!a.props.Has(kPidAttachLongFilename)) {
+        std::string name = a.embedded->props.StringOr(kPidSubject);
+        oa.props.push_back(
+            StringProp(kPidAttachLongFilename, (name.empty() ? "message" : name) + ".eml"));
+      }
+      oa.data = std::move(mime);
+    } else {
+      oa.data = a.data;
+    }
+    out.attachments.push_back(std::move(oa));
+  }
+  return out;
+}
+
+}  // namespace mbx::pst

@@ -1,0 +1,390 @@
+#include "formats/pst/ndb/reader.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace mbx::pst::ndb {
+namespace {
+
+using disk::Get16;
+using disk::Get32;
+using disk::Get64;
+
+// A Unicode B-tree is at most a handful of levels deep (cLevel is a byte, but
+// 20^8 pages would be petabytes); deeper walks are cycles or garbage.
+constexpr int kMaxTreeDepth = 8;
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+const uint8_t* U8(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+}  // namespace
+
+size_t NodeData::size() const {
+  size_t n = 0;
+  for (const auto& b : blocks) n += b.data.size();
+  return n;
+}
+
+std::string NodeData::Concat() const {
+  std::string out;
+  out.reserve(size());
+  for (const auto& b : blocks) out += b.data;
+  return out;
+}
+
+const char* TreeName(Tree tree) { return tree == Tree::kNbt ? "NBT" : "BBT"; }
+
+std::string PageLocation(uint64_t ib, Tree tree, int level) {
+  std::string s = "page @" + Hex(ib) + " (" + TreeName(tree);
+  s += level < 0 ? std::string(" root") : " level " + std::to_string(level);
+  return s + ")";
+}
+
+Result<NdbReader> NdbReader::Open(const std::string& path) {
+  MBX_ASSIGN_OR_RETURN(auto file, fs::MappedFile::Open(path));
+  const std::string_view d = file.data();
+  if (d.size() < 4 || Get32(U8(d)) != disk::header::kMagicValue) {
+    return Status::Corruption("'" + path + "' is not a PST file (no !BDN magic)");
+  }
+  if (d.size() < 16) return Status::Corruption("'" + path + "': header truncated");
+  const uint16_t ver = Get16(U8(d) + disk::header::kVer);
+  if (ver == 14 || ver == 15) {
+    return Status::Unsupported("'" + path + "' is an ANSI (32-bit) PST (wVer " +
+                               std::to_string(ver) +
+                               "); only Unicode files (wVer 23) are supported");
+  }
+  if (ver == 36) {
+    return Status::Unsupported("'" + path +
+                               "' is a 4 KiB-page Unicode OST (wVer 36); only 512-byte-page files "
+                               "(wVer 23) are supported");
+  }
+  if (ver < 21 || ver > 23) {
+    return Status::Unsupported("'" + path + "': unknown PST version wVer " + std::to_string(ver));
+  }
+  if (d.size() < disk::kHeaderSize) {
+    return Status::Corruption("'" + path + "': file shorter than the 564-byte header");
+  }
+  NdbReader r;
+  r.path_ = path;
+  const uint8_t* p = U8(d);
+  namespace h = disk::header;
+  Header& hd = r.header_;
+  hd.magic = Get32(p + h::kMagic);
+  hd.crc_partial = Get32(p + h::kCrcPartial);
+  hd.magic_client = Get16(p + h::kMagicClient);
+  hd.ver = ver;
+  hd.ver_client = Get16(p + h::kVerClient);
+  hd.platform_create = p[h::kPlatformCreate];
+  hd.platform_access = p[h::kPlatformAccess];
+  hd.bid_next_p = Get64(p + h::kBidNextP);
+  hd.unique = Get32(p + h::kUnique);
+  for (size_t i = 0; i < 32; ++i) hd.rgnid[i] = Get32(p + h::kRgnid + 4 * i);
+  const uint8_t* root = p + h::kRoot;
+  hd.file_eof = Get64(root + h::kRootFileEof);
+  hd.amap_last = Get64(root + h::kRootAMapLast);
+  hd.amap_free = Get64(root + h::kRootAMapFree);
+  hd.pmap_free = Get64(root + h::kRootPMapFree);
+  hd.nbt = {Get64(root + h::kRootNbt), Get64(root + h::kRootNbt + 8)};
+  hd.bbt = {Get64(root + h::kRootBbt), Get64(root + h::kRootBbt + 8)};
+  hd.amap_valid = root[h::kRootAMapValid];
+  hd.sentinel = p[h::kSentinel];
+  hd.crypt_method = p[h::kCryptMethod];
+  hd.bid_next_b = Get64(p + h::kBidNextB);
+  hd.crc_full = Get32(p + h::kCrcFull);
+  r.file_ = std::move(file);
+  return r;
+}
+
+std::string_view NdbReader::Bytes(uint64_t ib, uint64_t n) const {
+  const std::string_view d = file_.data();
+  if (ib > d.size() || n > d.size() - ib) return {};
+  return d.substr(ib, n);
+}
+
+Status NdbReader::Problem(TreeObserver* observer, std::string location, std::string message) {
+  if (observer == nullptr) return Status::Corruption(path_ + ": " + location + ": " + message);
+  observer->OnProblem(std::move(location), std::move(message));
+  return Status::Ok();
+}
+
+Status NdbReader::LoadTrees(TreeObserver* observer) {
+  nodes_.clear();
+  blocks_.clear();
+  std::set<uint64_t> visited;
+  MBX_RETURN_IF_ERROR(Walk(Tree::kNbt, header_.nbt, -1, std::nullopt, 0, observer, visited));
+  MBX_RETURN_IF_ERROR(Walk(Tree::kBbt, header_.bbt, -1, std::nullopt, 0, observer, visited));
+  // Stable: duplicates keep walk order, so the checker can name the later one.
+  std::stable_sort(nodes_.begin(), nodes_.end(),
+                   [](const NodeEntry& a, const NodeEntry& b) { return a.nid < b.nid; });
+  std::stable_sort(blocks_.begin(), blocks_.end(), [](const BlockEntry& a, const BlockEntry& b) {
+    return disk::BidKey(a.bid) < disk::BidKey(b.bid);
+  });
+  return Status::Ok();
+}
+
+Status NdbReader::Walk(Tree tree, const Bref& ref, int expected_level,
+                       std::optional<uint64_t> parent_key, int depth, TreeObserver* observer,
+                       std::set<uint64_t>& visited) {
+  std::string loc = PageLocation(ref.ib, tree, expected_level);
+  if (depth > kMaxTreeDepth) {
+    return Problem(observer, loc,
+                   "B-tree deeper than " + std::to_string(kMaxTreeDepth) + " levels");
+  }
+  const std::string_view bytes = Bytes(ref.ib, disk::kPageSize);
+  if (bytes.empty()) {
+    return Problem(
+        observer, loc,
+        "page (bid " + Hex(ref.bid) + ") lies outside the file (size " + Hex(file_size()) + ")");
+  }
+  if (!visited.insert(ref.ib).second) {
+    return Problem(observer, loc,
+                   "page reached a second time (bid " + Hex(ref.bid) +
+                       "): B-tree cycle or shared page; subtree skipped");
+  }
+  const uint8_t* p = U8(bytes);
+  const uint8_t want_type =
+      static_cast<uint8_t>(tree == Tree::kNbt ? disk::PageType::kNbt : disk::PageType::kBbt);
+  if (p[disk::page::kType] != want_type) {
+    char msg[96];
+    std::snprintf(msg, sizeof msg,
+                  "ptype 0x%02x where a %s page (0x%02x) was expected; subtree skipped",
+                  p[disk::page::kType], TreeName(tree), want_type);
+    return Problem(observer, loc, msg);
+  }
+  const int level = p[disk::page::kCLevel];
+  loc = PageLocation(ref.ib, tree, level);
+  if (level > kMaxTreeDepth) {
+    return Problem(observer, loc,
+                   "cLevel " + std::to_string(level) + " is impossible; subtree skipped");
+  }
+  if (expected_level >= 0 && level != expected_level) {
+    MBX_RETURN_IF_ERROR(Problem(observer, loc,
+                                "cLevel " + std::to_string(level) + ", expected " +
+                                    std::to_string(expected_level) +
+                                    " (one less than its parent)"));
+    // A level at or above the parent's could loop; below it the walk stays bounded.
+    if (level > expected_level) return Status::Ok();
+  }
+  if (observer != nullptr) {
+    observer->OnPage({tree, ref.ib, ref.bid, depth, expected_level, parent_key, p});
+  }
+  const size_t entry_size = level > 0            ? disk::kBtEntrySize
+                            : tree == Tree::kNbt ? disk::kNbtLeafEntrySize
+                                                 : disk::kBbtLeafEntrySize;
+  const size_t max_entries = disk::kBtPageEntryBytes / entry_size;
+  size_t count = p[disk::page::kCEnt];
+  if (count > max_entries) {
+    // The observer reports cEnt against cEntMax; here only what fits is read.
+    if (observer == nullptr) {
+      return Problem(observer, loc,
+                     "cEnt " + std::to_string(count) + " exceeds the " +
+                         std::to_string(max_entries) + " entries a page holds");
+    }
+    count = max_entries;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* e = p + i * entry_size;
+    if (level > 0) {
+      const Bref child{Get64(e + 8), Get64(e + 16)};
+      MBX_RETURN_IF_ERROR(Walk(tree, child, level - 1, Get64(e), depth + 1, observer, visited));
+    } else if (tree == Tree::kNbt) {
+      nodes_.push_back({Get64(e), Get64(e + 8), Get64(e + 16), Get32(e + 24)});
+    } else {
+      blocks_.push_back({Get64(e), Get64(e + 8), Get16(e + 16), Get16(e + 18)});
+    }
+  }
+  return Status::Ok();
+}
+
+const NodeEntry* NdbReader::FindNode(uint64_t nid) const {
+  auto it = std::lower_bound(nodes_.begin(), nodes_.end(), nid,
+                             [](const NodeEntry& e, uint64_t n) { return e.nid < n; });
+  return it != nodes_.end() && it->nid == nid ? &*it : nullptr;
+}
+
+const BlockEntry* NdbReader::FindBlock(uint64_t bid) const {
+  const uint64_t key = disk::BidKey(bid);
+  auto it =
+      std::lower_bound(blocks_.begin(), blocks_.end(), key,
+                       [](const BlockEntry& e, uint64_t k) { return disk::BidKey(e.bid) < k; });
+  return it != blocks_.end() && disk::BidKey(it->bid) == key ? &*it : nullptr;
+}
+
+Result<RawBlock> NdbReader::ReadBlockRaw(uint64_t bid) const {
+  const BlockEntry* e = FindBlock(bid);
+  if (e == nullptr) {
+    return Status::Corruption(path_ + ": block " + Hex(bid) + " is not in the block B-tree");
+  }
+  if (e->cb > disk::kMaxBlockPayload) {
+    return Status::Corruption(path_ + ": block " + Hex(bid) + " claims " + std::to_string(e->cb) +
+                              " bytes (max " + std::to_string(disk::kMaxBlockPayload) + ")");
+  }
+  RawBlock raw;
+  raw.entry = *e;
+  raw.stored = Bytes(e->ib, disk::BlockStoredSize(e->cb));
+  if (raw.stored.empty()) {
+    return Status::Corruption(path_ + ": block " + Hex(bid) + " @" + Hex(e->ib) +
+                              " lies outside the file");
+  }
+  const uint8_t* t = U8(raw.stored) + raw.stored.size() - disk::kBlockTrailerSize;
+  raw.trailer_cb = Get16(t);
+  raw.trailer_sig = Get16(t + 2);
+  raw.trailer_crc = Get32(t + 4);
+  raw.trailer_bid = Get64(t + 8);
+  return raw;
+}
+
+Result<std::string> NdbReader::ReadBlock(uint64_t bid) const {
+  MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(bid));
+  std::string data(raw.data());
+  if (!disk::IsInternalBid(raw.entry.bid)) {
+    if (crypt() == disk::CryptMethod::kCyclic) {
+      return Status::Unsupported(path_ + ": cyclic (\"high\") block encoding is not supported");
+    }
+    disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(data.data()), data.size(), raw.entry.bid);
+  }
+  return data;
+}
+
+namespace {
+
+struct XHeader {
+  uint8_t btype, level;
+  uint16_t count;
+  uint32_t total;
+};
+
+}  // namespace
+
+Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
+  NodeData out;
+  if (bid == 0) return out;
+  if (!disk::IsInternalBid(bid)) {
+    MBX_ASSIGN_OR_RETURN(std::string data, ReadBlock(bid));
+    out.blocks.push_back({bid, std::move(data)});
+    return out;
+  }
+  // XXBLOCK -> XBLOCK -> data: depth is fixed by cLevel, so no cycle can loop.
+  auto read_x = [this](uint64_t xbid, uint8_t want_level,
+                       std::vector<uint64_t>& children) -> Result<XHeader> {
+    MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(xbid));
+    const std::string_view d = raw.data();
+    if (d.size() < 8) {
+      return Status::Corruption(path_ + ": block " + Hex(xbid) +
+                                ": internal block shorter than 8 bytes");
+    }
+    XHeader x{U8(d)[0], U8(d)[1], Get16(U8(d) + 2), Get32(U8(d) + 4)};
+    if (x.btype != disk::kBlockTypeXBlock || x.level != want_level) {
+      return Status::Corruption(path_ + ": block " + Hex(xbid) + ": btype " +
+                                std::to_string(x.btype) + " cLevel " + std::to_string(x.level) +
+                                " where an " + (want_level == 2 ? "XXBLOCK" : "XBLOCK") +
+                                " was expected");
+    }
+    if (8 + size_t{x.count} * 8 > d.size()) {
+      return Status::Corruption(path_ + ": block " + Hex(xbid) + ": cEnt " +
+                                std::to_string(x.count) + " does not fit its " +
+                                std::to_string(d.size()) + " bytes");
+    }
+    for (size_t i = 0; i < x.count; ++i) children.push_back(Get64(U8(d) + 8 + 8 * i));
+    return x;
+  };
+  MBX_ASSIGN_OR_RETURN(auto raw, ReadBlockRaw(bid));
+  if (raw.data().size() < 2) {
+    return Status::Corruption(path_ + ": block " + Hex(bid) + ": empty internal block");
+  }
+  const uint8_t root_level = U8(raw.data())[1];
+  if (root_level != 1 && root_level != 2) {
+    return Status::Corruption(path_ + ": block " + Hex(bid) + ": data tree root has cLevel " +
+                              std::to_string(root_level));
+  }
+  std::vector<uint64_t> top;
+  MBX_ASSIGN_OR_RETURN(XHeader root, read_x(bid, root_level, top));
+  std::vector<uint64_t> leaves;
+  if (root_level == 2) {
+    for (uint64_t x : top) {
+      if (!disk::IsInternalBid(x)) {
+        return Status::Corruption(path_ + ": XXBLOCK " + Hex(bid) + " lists data block " + Hex(x) +
+                                  " where an XBLOCK belongs");
+      }
+      std::vector<uint64_t> kids;
+      // lcbTotal of each XBLOCK is the checker's business; the root's bounds the read.
+      MBX_RETURN_IF_ERROR(read_x(x, 1, kids).status());
+      leaves.insert(leaves.end(), kids.begin(), kids.end());
+    }
+  } else {
+    leaves = std::move(top);
+  }
+  size_t total = 0;
+  for (uint64_t leaf : leaves) {
+    if (disk::IsInternalBid(leaf)) {
+      return Status::Corruption(path_ + ": XBLOCK under " + Hex(bid) + " lists internal block " +
+                                Hex(leaf) + " where a data block belongs");
+    }
+    MBX_ASSIGN_OR_RETURN(std::string data, ReadBlock(leaf));
+    total += data.size();
+    if (total > root.total) break;  // caught below; stops runaway reads
+    out.blocks.push_back({leaf, std::move(data)});
+  }
+  if (total != root.total) {
+    return Status::Corruption(path_ + ": data tree " + Hex(bid) + ": lcbTotal " +
+                              std::to_string(root.total) + " but its blocks hold " +
+                              (total > root.total ? "more" : std::to_string(total)) + " bytes");
+  }
+  return out;
+}
+
+Result<std::vector<SubnodeEntry>> NdbReader::ReadSubnodes(uint64_t bid_sub) const {
+  std::vector<SubnodeEntry> out;
+  if (bid_sub == 0) return out;
+  auto read_s = [this](uint64_t sbid, int want_level, std::vector<SubnodeEntry>& entries,
+                       std::vector<uint64_t>& children) -> Status {
+    if (!disk::IsInternalBid(sbid)) {
+      return Status::Corruption(path_ + ": subnode block " + Hex(sbid) +
+                                " is not an internal block (SLBLOCK/SIBLOCK)");
+    }
+    MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(sbid));
+    const std::string_view d = raw.data();
+    if (d.size() < 8) {
+      return Status::Corruption(path_ + ": block " + Hex(sbid) +
+                                ": internal block shorter than 8 bytes");
+    }
+    const uint8_t btype = U8(d)[0], level = U8(d)[1];
+    const size_t count = Get16(U8(d) + 2);
+    if (btype != disk::kBlockTypeSubnode || (want_level >= 0 && level != want_level) || level > 1) {
+      return Status::Corruption(path_ + ": block " + Hex(sbid) + ": btype " +
+                                std::to_string(btype) + " cLevel " + std::to_string(level) +
+                                " where an SLBLOCK/SIBLOCK was expected");
+    }
+    const size_t es = level == 0 ? 24 : 16;
+    if (8 + count * es > d.size()) {
+      return Status::Corruption(path_ + ": block " + Hex(sbid) + ": cEnt " + std::to_string(count) +
+                                " does not fit its " + std::to_string(d.size()) + " bytes");
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const uint8_t* e = U8(d) + 8 + i * es;
+      if (level == 0) {
+        // The 8-byte NID field holds a 32-bit NID; Outlook leaves garbage above.
+        entries.push_back({Get64(e) & 0xFFFFFFFF, Get64(e + 8), Get64(e + 16)});
+      } else {
+        children.push_back(Get64(e + 8));
+      }
+    }
+    return Status::Ok();
+  };
+  std::vector<uint64_t> children;
+  MBX_RETURN_IF_ERROR(read_s(bid_sub, -1, out, children));
+  for (uint64_t c : children) {
+    std::vector<uint64_t> none;
+    MBX_RETURN_IF_ERROR(read_s(c, 0, out, none));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const SubnodeEntry& a, const SubnodeEntry& b) { return a.nid < b.nid; });
+  return out;
+}
+
+}  // namespace mbx::pst::ndb

@@ -1,0 +1,182 @@
+// The PST sink: `merge --into NEW.pst`. Messages are converted when staged,
+// written into a temporary store beside the target on Flush(), and the store
+// is finished, fsynced and renamed over the target on Close(): a reader never
+// sees a partial PST, and a run that dies leaves only the temporary file,
+// which the next run replaces.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "engine/fs.h"
+#include "formats/pst/mapi.h"
+#include "formats/pst/messaging/store_writer.h"
+#include "formats/pst/mime_to_mapi.h"
+#include "formats/pst/pst.h"
+
+namespace mbx::pst {
+namespace {
+
+using messaging::SpecialFolder;
+using messaging::StoreWriter;
+
+std::vector<std::string> SplitPath(std::string_view folder) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= folder.size()) {
+    size_t slash = folder.find('/', start);
+    if (slash == std::string_view::npos) slash = folder.size();
+    if (slash > start) parts.emplace_back(folder.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+class PstSink : public MailboxSink {
+ public:
+  PstSink(std::string path, std::string temp, std::unique_ptr<StoreWriter> store)
+      : path_(std::move(path)), temp_(std::move(temp)), store_(std::move(store)) {}
+  ~PstSink() override {
+    if (!closed_) ::unlink(temp_.c_str());
+  }
+
+  std::string Describe() const override { return "pst:" + path_; }
+
+  Status ScanExisting(const std::function<Status(const ExistingMessage&)>&) override {
+    return Status::Ok();
+  }
+  Result<std::string> ReadExisting(uint64_t) override {
+    return Status::NotFound("a new PST has no messages");
+  }
+
+  Status Stage(const Message& msg, std::string_view folder) override {
+    if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
+    // A message from a PST keeps its properties; any other is built from MIME.
+    if (const MapiMessage* mapi = MapiOf(msg)) {
+      staged_.push_back({std::string(folder), MapiToOut(*mapi)});
+      return Status::Ok();
+    }
+    MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
+    staged_.push_back({std::string(folder), std::move(out)});
+    return Status::Ok();
+  }
+
+  Status Flush() override {
+    if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
+    for (auto& [folder, message] : staged_) {
+      auto nid = FolderFor(folder);
+      Status s = nid.ok() ? store_->AddMessage(*nid, message).status() : nid.status();
+      if (!s.ok()) {
+        broken_ = true;
+        staged_.clear();
+        return s.WithContext("PST " + Quoted());
+      }
+    }
+    staged_.clear();
+    return Status::Ok();
+  }
+
+  void Rollback() override { staged_.clear(); }
+
+  Status Close() override {
+    if (closed_) return Status::Ok();
+    MBX_RETURN_IF_ERROR(Flush());
+    MBX_RETURN_IF_ERROR(store_->Finish().WithContext("PST " + Quoted()));
+    if (::rename(temp_.c_str(), path_.c_str()) != 0)
+      return Status::FromErrno("cannot rename '" + temp_ + "' to '" + path_ + "'", errno);
+    closed_ = true;
+    return fs::FsyncDir(fs::Dirname(path_));
+  }
+
+ private:
+  std::string Quoted() const { return "'" + path_ + "'"; }
+
+  // Maps a mailbox folder to the store: "" and INBOX to the Inbox, Sent,
+  // Trash, Drafts and Junk to Outlook's special folders, the rest by name
+  // under the top of the store.
+  Result<uint32_t> FolderFor(const std::string& folder) {
+    auto it = folder_nids_.find(folder);
+    if (it != folder_nids_.end()) return it->second;
+    std::vector<std::string> parts = SplitPath(folder);
+    uint32_t nid = 0;
+    size_t first = 0;
+    const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
+    struct Special {
+      const char* key;
+      const char* name;
+      SpecialFolder role;
+    };
+    static constexpr Special kSpecial[] = {{"inbox", "Inbox", SpecialFolder::kInbox},
+                                           {"sent", "Sent Items", SpecialFolder::kSentItems},
+                                           {"sent items", "Sent Items", SpecialFolder::kSentItems},
+                                           {"drafts", "Drafts", SpecialFolder::kDrafts},
+                                           {"junk", "Junk E-mail", SpecialFolder::kJunk},
+                                           {"junk e-mail", "Junk E-mail", SpecialFolder::kJunk},
+                                           {"outbox", "Outbox", SpecialFolder::kOutbox}};
+    if (top == "trash" || top == "deleted items") {
+      nid = messaging::kNidDeletedItems;
+      first = 1;
+    } else {
+      for (const auto& s : kSpecial) {
+        if (top != s.key) continue;
+        nid = store_->FindFolder(messaging::kNidIpmSubtree, s.name);
+        if (nid == 0) {
+          MBX_ASSIGN_OR_RETURN(nid, store_->CreateFolder(messaging::kNidIpmSubtree, s.name));
+          store_->SetSpecialFolder(s.role, nid);
+        }
+        first = parts.empty() ? 0 : 1;
+        break;
+      }
+    }
+    if (nid == 0) nid = messaging::kNidIpmSubtree;
+    for (size_t i = first; i < parts.size(); ++i) {
+      uint32_t child = store_->FindFolder(nid, parts[i]);
+      if (child == 0) {
+        MBX_ASSIGN_OR_RETURN(child, store_->CreateFolder(nid, parts[i]));
+      }
+      nid = child;
+    }
+    folder_nids_[folder] = nid;
+    return nid;
+  }
+
+  std::string path_;
+  std::string temp_;
+  std::unique_ptr<StoreWriter> store_;
+  std::vector<std::pair<std::string, messaging::OutMessage>> staged_;
+  std::map<std::string, uint32_t> folder_nids_;
+  bool broken_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, bool compressible) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && st.st_size > 0)
+    return Status::Unsupported(
+        "'" + path +
+        "' exists: merging into an existing PST is not supported yet (PST writer part 2); "
+        "write to a new file");
+  const std::string temp = path + ".mbxmerge-tmp";
+  StoreWriter::Options options;
+  if (compressible) options.crypt = disk::CryptMethod::kPermute;
+  std::string base = fs::Basename(path);
+  if (base.size() > 4 && Lower(base.substr(base.size() - 4)) == ".pst")
+    base.resize(base.size() - 4);
+  options.display_name = base.empty() ? "Personal Folders" : base;
+  MBX_ASSIGN_OR_RETURN(auto store, StoreWriter::Create(temp, options));
+  return std::unique_ptr<MailboxSink>(new PstSink(path, temp, std::move(store)));
+}
+
+}  // namespace mbx::pst
