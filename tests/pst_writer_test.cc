@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "formats/pst/check/check.h"
@@ -178,6 +179,54 @@ TEST(PstWriterTest, EveryPropertyTypeReadsBackThroughLibpff) {
   }
 }
 
+// PST -> PST keeps each message's properties as stored, bodies (text, HTML,
+// compressed RTF) included, as libpff dumps them from the source and from our
+// copy: every property except the named ones (0x8000 and up, remapped by the
+// writer's part 2) and those that say where the object lives or that the
+// writer derives (entry IDs, record key, size, attachment objects).
+TEST(PstWriterTest, PstToPstKeepsPropertiesAsStored) {
+  if (!HaveProgram("pffexport")) GTEST_SKIP() << "pffexport (pff-tools) not installed";
+  const std::string shared = testing::SharedDataDir();
+  if (shared.empty()) GTEST_SKIP() << "../shared/data is absent";
+  const std::set<uint32_t> kDerived = {0x0E08, 0x0E09, 0x0E12, 0x0E13, 0x0E20,
+                                       0x0FF9, 0x0FFF, 0x3701, 0x67F2, 0x67F3};
+  for (const char* name : {"pstsdk-sample1.pst", "pstsdk-submessage.pst"}) {
+    SCOPED_TRACE(name);
+    TempDir dir;
+    const std::string src = shared + "/outlook/" + name;
+    auto r = RunMbxmerge({"merge", "--from", src, "--into", dir / "copy.pst"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ExpectCheckClean(dir / "copy.pst");
+    for (const auto& [pst, out] :
+         {std::pair{src, dir / "a"}, std::pair{dir / "copy.pst", dir / "b"}}) {
+      auto x = testing::Run({"pffexport", "-q", "-d", "-t", out, pst});
+      ASSERT_EQ(x.exit_code, 0) << x.err;
+    }
+    auto message_values = [](const std::string& root) {
+      for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+        if (e.path().filename() == "ItemValues.txt" &&
+            e.path().parent_path().filename() == "Message00001")
+          return ReadFileOrDie(e.path().string());
+      return std::string();
+    };
+    auto before = ParseItemValues(message_values(dir / "a.export"));
+    auto after = ParseItemValues(message_values(dir / "b.export"));
+    ASSERT_GT(before.size(), 20u);
+    int compared = 0;
+    for (const auto& [tag, value] : before) {
+      const uint32_t id = tag >> 16;
+      if (id >= 0x8000 || kDerived.count(id) != 0 || (tag & 0xFFFF) == 0x000D) continue;
+      auto it = after.find(tag);
+      ASSERT_NE(it, after.end()) << "property 0x" << std::hex << tag << " lost";
+      EXPECT_EQ(it->second, value) << "property 0x" << std::hex << tag;
+      ++compared;
+    }
+    EXPECT_GT(compared, 20);
+    // The compressed RTF body came across as stored.
+    EXPECT_TRUE(before.count(0x10090102) == 0 || after.count(0x10090102) == 1);
+  }
+}
+
 TEST(PstWriterTest, MergeIntoNewPstKeepsEveryMessageForLibpff) {
   TempDir dir;
   auto gen = RunMbxgen({"mailbox", "--format", "maildir", "--out", dir / "src", "--messages", "120",
@@ -240,7 +289,8 @@ TEST(PstWriterTest, ReadpstReadsEveryMessageAndFolder) {
 TEST(PstWriterTest, ValuesAroundHeapAndBlockLimits) {
   if (!HaveProgram("readpst")) GTEST_SKIP() << "readpst (pst-utils) not installed";
   TempDir dir;
-  const std::vector<size_t> chars = {1, 1789, 1790, 1791, 4087, 4088, 4089, 9000, 30000};
+  // ... and over 8,346,896 bytes (1,021 blocks): an XXBLOCK.
+  const std::vector<size_t> chars = {1, 1789, 1790, 1791, 4087, 4088, 4089, 9000, 30000, 4300000};
   {
     auto w = StoreWriter::Create(dir / "edge.pst", {});
     ASSERT_TRUE(w.ok()) << w.status().ToString();

@@ -14,18 +14,12 @@
 #include <vector>
 
 #include "engine/status.h"
+#include "formats/pst/ltp/types.h"
 #include "formats/pst/ndb/reader.h"
 
 namespace mbx::pst::ltp {
 
 // Where a property value or table cell lives.
-enum class Storage : uint8_t {
-  kInline,   // in the PC record or the row itself
-  kHeap,     // a heap allocation (HID)
-  kSubnode,  // a subnode's data (NID)
-  kEmpty,    // HNID 0: a zero-length value
-};
-const char* StorageName(Storage where);
 
 // HID fields ([MS-PST] 2.3.1.1).
 inline constexpr uint32_t HidType(uint32_t hid) { return hid & 0x1F; }
@@ -105,26 +99,9 @@ struct NodeContext {
 Result<std::string> ResolveHnid(const Heap& heap, const NodeContext& ctx, uint32_t hnid,
                                 Storage* where);
 
-struct Property {
-  uint16_t id = 0;
-  uint16_t type = 0;
-  std::string value;  // raw little-endian bytes
-  Storage where = Storage::kInline;
-  uint32_t hnid = 0;  // dwValueHnid when not inline
-  uint32_t tag() const { return (uint32_t{id} << 16) | type; }
-};
-
 // A property context ([MS-PST] 2.3.3), sorted by property id.
 Result<std::vector<Property>> ReadPropertyContext(const Heap& heap, const NodeContext& ctx);
 const Property* FindProperty(const std::vector<Property>& props, uint16_t id);
-
-struct Column {
-  uint32_t tag = 0;
-  uint16_t ib = 0;
-  uint8_t cb = 0;
-  uint8_t ibit = 0;
-  uint16_t type() const { return static_cast<uint16_t>(tag & 0xFFFF); }
-};
 
 // TCINFO ([MS-PST] 2.3.4.1).
 struct TableInfo {

@@ -285,7 +285,7 @@ TableSchema TableSchema::Layout(const std::vector<uint32_t>& tags) {
 }
 
 Result<std::vector<std::string>> BuildTableContext(const TableSchema& schema,
-                                                   const std::vector<Row>& rows,
+                                                   const std::vector<RowValues>& rows,
                                                    NodeBuilder& node) {
   HeapBuilder heap(kClientSigTc);
   const size_t cols = schema.columns.size();
@@ -301,7 +301,7 @@ Result<std::vector<std::string>> BuildTableContext(const TableSchema& schema,
   matrix.reserve(rows.size() * row_size);
   std::vector<std::pair<uint32_t, uint32_t>> index;
   for (size_t r = 0; r < rows.size(); ++r) {
-    const Row& row = rows[r];
+    const RowValues& row = rows[r];
     std::string cells(row_size, '\0');
     auto* p = reinterpret_cast<uint8_t*>(cells.data());
     for (const auto& c : schema.columns) {

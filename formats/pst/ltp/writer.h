@@ -15,19 +15,10 @@
 
 #include "engine/status.h"
 #include "formats/pst/disk/disk.h"
+#include "formats/pst/ltp/types.h"
 #include "formats/pst/ndb/writer.h"
 
 namespace mbx::pst::ltp {
-
-// A property as the PST stores it: `value` holds the on-disk bytes (fixed
-// types little-endian at their exact size, PtypString UTF-16LE without a
-// terminator, multi-valued types in their packed layout: see EncodeMulti).
-struct Property {
-  uint16_t id = 0;
-  uint16_t type = 0;
-  std::string value;
-  uint32_t tag() const { return (uint32_t{id} << 16) | type; }
-};
 
 // Packed multi-valued layouts ([MS-PST] 2.3.3.4): fixed-size types are the
 // values back to back; variable ones (strings, binaries) a count, offsets and
@@ -85,14 +76,6 @@ Result<uint32_t> BuildBth(HeapBuilder& heap, uint8_t cb_key, uint8_t cb_ent,
 Result<std::vector<std::string>> BuildPropertyContext(std::vector<Property> props,
                                                       NodeBuilder& node);
 
-// One column of a table context ([MS-PST] 2.3.4.2 TCOLDESC).
-struct Column {
-  uint32_t tag = 0;  // id << 16 | type
-  uint16_t ib = 0;   // offset of the cell in the row
-  uint8_t cb = 0;    // cell size: the value's size, or 4 for an HNID
-  uint8_t ibit = 0;  // bit in the cell existence bitmap
-};
-
 // A table's shape: columns (sorted by tag on disk) and the end offsets of
 // the 4/8-byte, 2-byte and 1-byte cell groups and of the bitmap.
 struct TableSchema {
@@ -105,14 +88,16 @@ struct TableSchema {
   const Column* Find(uint32_t tag) const;
 };
 
-// One row: its id (0x67F2) and cell values by tag, in the Property encoding.
-struct Row {
+// One row to write: its id (0x67F2) and cell values by tag, in the Property
+// encoding.
+struct RowValues {
   uint32_t row_id = 0;
   std::map<uint32_t, std::string> cells;
 };
 
 // A table context; rows keep the order given (the row index is by row id).
 Result<std::vector<std::string>> BuildTableContext(const TableSchema& schema,
-                                                   const std::vector<Row>& rows, NodeBuilder& node);
+                                                   const std::vector<RowValues>& rows,
+                                                   NodeBuilder& node);
 
 }  // namespace mbx::pst::ltp

@@ -12,7 +12,7 @@ namespace mbx::pst::messaging {
 using disk::MakeNid;
 using disk::WithNidType;
 using ltp::Property;
-using ltp::Row;
+using Row = ltp::RowValues;
 
 namespace {
 

@@ -78,18 +78,18 @@ class StoreWriter {
     std::string name;
     std::string container_class;
     std::vector<uint32_t> children;
-    std::vector<ltp::Row> contents;
+    std::vector<ltp::RowValues> contents;
     uint32_t unread = 0;
   };
   StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options);
   Status WriteSkeleton();
   Result<uint64_t> WriteTable(uint32_t nid, const ltp::TableSchema& schema,
-                              const std::vector<ltp::Row>& rows);
+                              const std::vector<ltp::RowValues>& rows);
   Result<uint64_t> WritePc(uint32_t nid, uint32_t parent, std::vector<ltp::Property> props);
   Status WriteFolder(const Folder& f);
   Status WriteStoreAndMaps();
   std::string EntryId(uint32_t nid) const;
-  ltp::Row HierarchyRow(const Folder& f) const;
+  ltp::RowValues HierarchyRow(const Folder& f) const;
 
   std::unique_ptr<ndb::NdbWriter> ndb_;
   Options options_;

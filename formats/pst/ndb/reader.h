@@ -19,6 +19,7 @@
 #include "engine/fs.h"
 #include "engine/status.h"
 #include "formats/pst/disk/disk.h"
+#include "formats/pst/ndb/types.h"
 
 namespace mbx::pst::ndb {
 
@@ -64,12 +65,6 @@ struct BlockEntry {
   uint64_t ib = 0;
   uint16_t cb = 0;
   uint16_t cref = 0;
-};
-
-struct SubnodeEntry {
-  uint64_t nid = 0;
-  uint64_t bid_data = 0;
-  uint64_t bid_sub = 0;
 };
 
 // A block as stored: the BBT entry, the whole 64-aligned extent and its trailer.

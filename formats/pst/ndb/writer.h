@@ -15,14 +15,9 @@
 
 #include "engine/status.h"
 #include "formats/pst/disk/disk.h"
+#include "formats/pst/ndb/types.h"
 
 namespace mbx::pst::ndb {
-
-struct SubnodeEntry {
-  uint32_t nid = 0;
-  uint64_t bid_data = 0;
-  uint64_t bid_sub = 0;  // 0: none
-};
 
 class NdbWriter {
  public:
