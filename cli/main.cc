@@ -80,6 +80,7 @@ struct MergeArgs {
   bool dry_run = false;
   bool no_hardlinks = false;
   std::string pst_encoding = "none";
+  bool no_backup = false;
   size_t batch = 1000;
   std::string report, log_file, log_level = "info";
   bool quiet = false;
@@ -225,6 +226,8 @@ int RunMergeCommand(const MergeArgs& a) {
       existing = std::move(again).value();
     }
   }
+  // A PST keeps properties, not MIME bytes: compare in the form it renders.
+  opt.dedupe_form = mbx::DedupeFormFor(target->kind);
   std::unique_ptr<mbx::MailboxSink> sink;
   if (a.dry_run) {
     sink = mbx::NewDryRunSink(std::move(existing), target->ToString(), target->kind == mbx::FormatKind::kMbox);
@@ -233,6 +236,7 @@ int RunMergeCommand(const MergeArgs& a) {
     mbx::SinkOptions sopt;
     sopt.allow_hardlinks = !a.no_hardlinks;
     sopt.pst_compressible = a.pst_encoding == "compressible";
+    sopt.pst_backup = !a.no_backup;
     auto s = mbx::OpenSink(*target, sopt);
     if (!s.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + s.status().message());
     sink = std::move(s).value();
@@ -499,6 +503,8 @@ void AddMergeFlags(CLI::App* cmd, MergeArgs& m, bool with_mode) {
                   "How a new PST target encodes its data blocks: none (default) or compressible "
                   "(Outlook's permutation encoding)")
       ->check(CLI::IsMember({"none", "compressible"}));
+  cmd->add_flag("--no-backup", m.no_backup,
+                "Merging into an existing PST rewrites it; do not keep the previous file as FILE.pst.bak");
   cmd->add_option("--batch", m.batch, "Messages per durable batch (fsync, rename); smaller loses less work to a crash")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1000000}));

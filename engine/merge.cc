@@ -4,8 +4,8 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -22,19 +22,26 @@ namespace mbx {
 
 std::string_view ToString(MergeMode m) {
   switch (m) {
-    case MergeMode::kMerge: return "merge";
-    case MergeMode::kCopy: return "copy";
-    case MergeMode::kArchive: return "archive";
+    case MergeMode::kMerge:
+      return "merge";
+    case MergeMode::kCopy:
+      return "copy";
+    case MergeMode::kArchive:
+      return "archive";
   }
   return "?";
 }
 
 std::string_view ToString(DedupeRule r) {
   switch (r) {
-    case DedupeRule::kAuto: return "auto";
-    case DedupeRule::kContent: return "content";
-    case DedupeRule::kMessageId: return "message-id";
-    case DedupeRule::kNone: return "none";
+    case DedupeRule::kAuto:
+      return "auto";
+    case DedupeRule::kContent:
+      return "content";
+    case DedupeRule::kMessageId:
+      return "message-id";
+    case DedupeRule::kNone:
+      return "none";
   }
   return "?";
 }
@@ -206,8 +213,14 @@ void Fingerprint(const Selector& selector, const MergeOptions& opt, Work* w) {
   w->rejection = selector.Check(w->msg, *mime);
   if (w->rejection != Rejection::kNone) return;
   if (opt.mode != MergeMode::kCopy && opt.dedupe != DedupeRule::kNone) {
-    w->key = ComputeHeaderKey(*mime, opt.dedupe);
-    w->digest = ComputeDigest(*mime, opt.dedupe);
+    std::string_view form = *mime;
+    Result<std::string> target_form = std::string();
+    if (opt.dedupe_form) {
+      target_form = opt.dedupe_form(w->msg);
+      if (target_form.ok()) form = *target_form;
+    }
+    w->key = ComputeHeaderKey(form, opt.dedupe);
+    w->digest = ComputeDigest(form, opt.dedupe);
   }
 }
 
@@ -235,7 +248,8 @@ class Pipeline {
     std::lock_guard lock(failures_mu_);
     report_.failures.push_back({origin, reason});
   }
-  FolderCounts& Counts(size_t source, const std::string& source_folder, const std::string& target_folder);
+  FolderCounts& Counts(size_t source, const std::string& source_folder,
+                       const std::string& target_folder);
   Status ScanTarget();
   bool Stopped() const { return fatal_.load() || (opt_.cancel && opt_.cancel->load()); }
 
@@ -356,7 +370,8 @@ bool Pipeline::FlushBatch() {
     for (auto& st : staged_) {
       st.counts->written++;
       st.counts->bytes_written += st.bytes;
-      if (opt_.mode == MergeMode::kArchive) archivable_.push_back({st.counts, st.origin, std::move(st.backing_file)});
+      if (opt_.mode == MergeMode::kArchive)
+        archivable_.push_back({st.counts, st.origin, std::move(st.backing_file)});
     }
   }
   staged_.clear();
@@ -391,7 +406,8 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
     } else if (*dup) {
       c.duplicates++;
       // Its equal is durably in the target already (or will be with this batch).
-      if (opt_.mode == MergeMode::kArchive) pending_dup_archive_.push_back({&c, m.origin, m.backing_file});
+      if (opt_.mode == MergeMode::kArchive)
+        pending_dup_archive_.push_back({&c, m.origin, m.backing_file});
       return;
     }
   }
@@ -402,7 +418,8 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
     Fail(m.origin, s.ToString());
     return;
   }
-  staged_.push_back(Staged{&c, m.origin, m.ByteSize(), opt_.mode == MergeMode::kArchive ? m.backing_file : ""});
+  staged_.push_back(
+      Staged{&c, m.origin, m.ByteSize(), opt_.mode == MergeMode::kArchive ? m.backing_file : ""});
   staged_bytes_ += m.ByteSize();
   if (staged_.size() >= opt_.batch_messages || staged_bytes_ >= opt_.batch_bytes) FlushBatch();
 }
@@ -470,7 +487,8 @@ RunReport Pipeline::Run() {
   committer.join();
 
   Status close = sink_->Close();
-  if (!close.ok() && report_.fatal.empty()) report_.fatal = "closing the target: " + close.ToString();
+  if (!close.ok() && report_.fatal.empty())
+    report_.fatal = "closing the target: " + close.ToString();
   // Only now is every counted message durable in the target.
   if (close.ok() && opt_.mode == MergeMode::kArchive && !opt_.dry_run) ArchiveSources();
   if (opt_.cancel && opt_.cancel->load() && report_.fatal.empty()) {

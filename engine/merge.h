@@ -50,6 +50,11 @@ struct MergeOptions {
   const std::atomic<bool>* cancel = nullptr;
   // Called by the committer after each message: (messages done, bytes done).
   std::function<void(uint64_t, uint64_t)> progress;
+  // For a target that cannot keep a message's MIME bytes (a PST stores
+  // properties and renders MIME on reading): the form in which it shows its
+  // messages to ScanExisting. Source messages are fingerprinted in that form
+  // too, so a message already there is found. Called by workers: thread-safe.
+  std::function<Result<std::string>(const Message&)> dedupe_form;
 };
 
 // Runs one merge. The sink must be open; sources are read once, in order.

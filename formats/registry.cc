@@ -5,6 +5,7 @@
 #include "formats/maildir/maildir.h"
 #include "formats/mbox/mbox.h"
 #include "formats/mbxz/mbxz.h"
+#include "formats/pst/mime_to_mapi.h"
 #include "formats/pst/pst.h"
 
 namespace mbx {
@@ -24,12 +25,18 @@ bool HasPstSuffix(std::string_view path) {
 
 std::string_view FormatName(FormatKind kind) {
   switch (kind) {
-    case FormatKind::kMbox: return "mbox";
-    case FormatKind::kMaildir: return "maildir";
-    case FormatKind::kEml: return "eml";
-    case FormatKind::kMboxDir: return "mboxdir";
-    case FormatKind::kPst: return "pst";
-    case FormatKind::kBundle: return "mbxz";
+    case FormatKind::kMbox:
+      return "mbox";
+    case FormatKind::kMaildir:
+      return "maildir";
+    case FormatKind::kEml:
+      return "eml";
+    case FormatKind::kMboxDir:
+      return "mboxdir";
+    case FormatKind::kPst:
+      return "pst";
+    case FormatKind::kBundle:
+      return "mbxz";
   }
   return "?";
 }
@@ -38,12 +45,9 @@ std::string Location::ToString() const { return std::string(FormatName(kind)) + 
 
 Result<Location> ParseLocation(std::string_view spec, bool for_target) {
   static constexpr std::pair<std::string_view, FormatKind> kPrefixes[] = {
-      {"mbox:", FormatKind::kMbox},
-      {"maildir:", FormatKind::kMaildir},
-      {"eml:", FormatKind::kEml},
-      {"mboxdir:", FormatKind::kMboxDir},
-      {"pst:", FormatKind::kPst},
-      {"mbxz:", FormatKind::kBundle},
+      {"mbox:", FormatKind::kMbox}, {"maildir:", FormatKind::kMaildir},
+      {"eml:", FormatKind::kEml},   {"mboxdir:", FormatKind::kMboxDir},
+      {"pst:", FormatKind::kPst},   {"mbxz:", FormatKind::kBundle},
   };
   if (spec.empty()) return Status::InvalidArgument("empty mailbox location");
   Location loc;
@@ -57,15 +61,17 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     }
   }
   if (!typed) loc.path = std::string(spec);
-  if (loc.path.empty()) return Status::InvalidArgument("mailbox location '" + std::string(spec) + "' has no path");
+  if (loc.path.empty())
+    return Status::InvalidArgument("mailbox location '" + std::string(spec) + "' has no path");
   while (loc.path.size() > 1 && loc.path.back() == '/') loc.path.pop_back();
   loc.exists = fs::Exists(loc.path);
 
   if (typed) {
-    bool want_file = loc.kind == FormatKind::kMbox || loc.kind == FormatKind::kPst || loc.kind == FormatKind::kBundle;
+    bool want_file = loc.kind == FormatKind::kMbox || loc.kind == FormatKind::kPst ||
+                     loc.kind == FormatKind::kBundle;
     if (loc.exists && want_file && !fs::IsFile(loc.path)) {
-      return Status::InvalidArgument("'" + loc.path + "' is not a file, but " + std::string(FormatName(loc.kind)) +
-                                     ": names one file");
+      return Status::InvalidArgument("'" + loc.path + "' is not a file, but " +
+                                     std::string(FormatName(loc.kind)) + ": names one file");
     }
     if (loc.exists && !want_file && !fs::IsDir(loc.path)) {
       return Status::InvalidArgument("'" + loc.path + "' is not a directory, but " +
@@ -102,26 +108,47 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
 
 Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc) {
   switch (loc.kind) {
-    case FormatKind::kMbox: return mbox::OpenSource(loc.path);
-    case FormatKind::kMboxDir: return mbox::OpenDirSource(loc.path);
-    case FormatKind::kMaildir: return maildir::OpenSource(loc.path);
-    case FormatKind::kEml: return eml::OpenSource(loc.path);
-    case FormatKind::kPst: return pst::OpenSource(loc.path);
-    case FormatKind::kBundle: return mbxz::OpenSource(loc.path);
+    case FormatKind::kMbox:
+      return mbox::OpenSource(loc.path);
+    case FormatKind::kMboxDir:
+      return mbox::OpenDirSource(loc.path);
+    case FormatKind::kMaildir:
+      return maildir::OpenSource(loc.path);
+    case FormatKind::kEml:
+      return eml::OpenSource(loc.path);
+    case FormatKind::kPst:
+      return pst::OpenSource(loc.path);
+    case FormatKind::kBundle:
+      return mbxz::OpenSource(loc.path);
   }
   return Status::Unsupported("unknown mailbox format");
 }
 
 Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOptions& opts) {
   switch (loc.kind) {
-    case FormatKind::kMbox: return mbox::OpenSink(loc.path, opts);
-    case FormatKind::kMboxDir: return mbox::OpenDirSink(loc.path, opts);
-    case FormatKind::kMaildir: return maildir::OpenSink(loc.path, opts);
-    case FormatKind::kEml: return eml::OpenSink(loc.path, opts);
-    case FormatKind::kPst: return pst::OpenSink(loc.path, opts.pst_compressible);
-    case FormatKind::kBundle: return mbxz::OpenSink(loc.path, opts);
+    case FormatKind::kMbox:
+      return mbox::OpenSink(loc.path, opts);
+    case FormatKind::kMboxDir:
+      return mbox::OpenDirSink(loc.path, opts);
+    case FormatKind::kMaildir:
+      return maildir::OpenSink(loc.path, opts);
+    case FormatKind::kEml:
+      return eml::OpenSink(loc.path, opts);
+    case FormatKind::kPst: {
+      pst::PstSinkOptions p;
+      p.compressible = opts.pst_compressible;
+      p.backup = opts.pst_backup;
+      return pst::OpenSink(loc.path, p);
+    }
+    case FormatKind::kBundle:
+      return mbxz::OpenSink(loc.path, opts);
   }
   return Status::Unsupported("unknown mailbox format");
+}
+
+std::function<Result<std::string>(const Message&)> DedupeFormFor(FormatKind kind) {
+  if (kind == FormatKind::kPst) return pst::PstDedupeForm;
+  return {};
 }
 
 }  // namespace mbx

@@ -1,6 +1,7 @@
 // \brief Mailbox locations: parse "mbox:PATH", "maildir:PATH", ... and open the backend.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,9 +46,15 @@ struct SinkOptions {
   bool create = true;
   // A new PST target uses Outlook's "compressible" (permutation) encoding.
   bool pst_compressible = false;
+  // Merging into an existing PST keeps the previous file as PATH.bak.
+  bool pst_backup = true;
 };
 
 Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc);
 Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOptions& opts);
+
+// The form a target of `kind` compares messages in for dedupe
+// (MergeOptions::dedupe_form), or an empty function when it keeps MIME bytes.
+std::function<Result<std::string>(const Message&)> DedupeFormFor(FormatKind kind);
 
 }  // namespace mbx

@@ -79,19 +79,30 @@ std::map<std::string, std::vector<std::string>> ReadWithReadpst(const std::strin
   return out;
 }
 
-// pffexport -d's ItemValues.txt of one item: property tag -> raw value bytes
-// (the first record set: the item's own properties).
-std::map<uint32_t, std::string> ParseItemValues(const std::string& text) {
-  std::map<uint32_t, std::string> out;
+// pffexport -d's ItemValues.txt of one item (its first record set: the
+// item's own properties): tag -> raw value bytes; named properties also by
+// name ("Maps to entry type: 0x8580" or "Maps to entry: Keywords", plus the
+// value type), since their ids differ from store to store.
+struct ItemValues {
+  std::map<uint32_t, std::string> props;
+  std::map<std::string, std::string> named;
+};
+ItemValues ParseItemValues(const std::string& text) {
+  ItemValues out;
   std::istringstream in(text);
   std::string line;
   uint32_t entry = 0, type = 0;
+  std::string maps_to;
   bool in_value = false;
   std::string value;
   auto finish = [&] {
-    if (in_value && out.count((entry << 16) | type) == 0) out[(entry << 16) | type] = value;
+    if (in_value && out.props.count((entry << 16) | type) == 0) {
+      out.props[(entry << 16) | type] = value;
+      if (!maps_to.empty()) out.named[maps_to + " type " + std::to_string(type)] = value;
+    }
     in_value = false;
     value.clear();
+    maps_to.clear();
   };
   while (std::getline(in, line)) {
     if (line.rfind("Entry type:", 0) == 0) {
@@ -99,6 +110,9 @@ std::map<uint32_t, std::string> ParseItemValues(const std::string& text) {
       entry = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
     } else if (line.rfind("Value type:", 0) == 0) {
       type = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
+    } else if (line.rfind("Maps to entry", 0) == 0) {
+      maps_to = line.substr(line.find(':') + 1);
+      maps_to.erase(0, maps_to.find_first_not_of(" \t"));
     } else if (line.rfind("Value:", 0) == 0) {
       in_value = true;
     } else if (in_value && line.rfind("0x", 0) == 0 && line.size() > 12) {
@@ -108,7 +122,7 @@ std::map<uint32_t, std::string> ParseItemValues(const std::string& text) {
       while (hex >> byte) value.push_back(static_cast<char>(std::stoul(byte, nullptr, 16)));
     } else if (in_value && line.empty()) {
       finish();
-    } else if (line.rfind("Record set:", 0) == 0 && !out.empty()) {
+    } else if (line.rfind("Record set:", 0) == 0 && !out.props.empty()) {
       finish();
       break;
     }
@@ -171,7 +185,7 @@ TEST(PstWriterTest, EveryPropertyTypeReadsBackThroughLibpff) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string values =
       ReadFileOrDie(dir / "x.export/Top of Outlook data file/Inbox/Message00001/ItemValues.txt");
-  auto got = ParseItemValues(values);
+  auto got = ParseItemValues(values).props;
   for (const auto& p : props) {
     auto it = got.find(p.tag());
     ASSERT_NE(it, got.end()) << "property 0x" << std::hex << p.tag() << " missing";
@@ -181,9 +195,10 @@ TEST(PstWriterTest, EveryPropertyTypeReadsBackThroughLibpff) {
 
 // PST -> PST keeps each message's properties as stored, bodies (text, HTML,
 // compressed RTF) included, as libpff dumps them from the source and from our
-// copy: every property except the named ones (0x8000 and up, remapped by the
-// writer's part 2) and those that say where the object lives or that the
-// writer derives (entry IDs, record key, size, attachment objects).
+// copy: every property except those that say where the object lives or that
+// the writer derives (entry IDs, record key, size, attachment objects).
+// Named properties (0x8000 and up) are compared by name: the copy's ids come
+// from its own name-to-id map.
 TEST(PstWriterTest, PstToPstKeepsPropertiesAsStored) {
   if (!HaveProgram("pffexport")) GTEST_SKIP() << "pffexport (pff-tools) not installed";
   const std::string shared = testing::SharedDataDir();
@@ -209,9 +224,17 @@ TEST(PstWriterTest, PstToPstKeepsPropertiesAsStored) {
           return ReadFileOrDie(e.path().string());
       return std::string();
     };
-    auto before = ParseItemValues(message_values(dir / "a.export"));
-    auto after = ParseItemValues(message_values(dir / "b.export"));
+    auto before_all = ParseItemValues(message_values(dir / "a.export"));
+    auto after_all = ParseItemValues(message_values(dir / "b.export"));
+    const auto& before = before_all.props;
+    const auto& after = after_all.props;
     ASSERT_GT(before.size(), 20u);
+    ASSERT_FALSE(before_all.named.empty());
+    for (const auto& [name, value] : before_all.named) {
+      auto it = after_all.named.find(name);
+      ASSERT_NE(it, after_all.named.end()) << "named property " << name << " lost";
+      EXPECT_EQ(it->second, value) << "named property " << name;
+    }
     int compared = 0;
     for (const auto& [tag, value] : before) {
       const uint32_t id = tag >> 16;
@@ -416,19 +439,70 @@ TEST(PstWriterTest, CompressibleEncodingReadsBack) {
   }
 }
 
-TEST(PstWriterTest, ExistingFileIsRefusedAndUntouched) {
+// Merging into an existing PST rewrites it beside itself: everything it held
+// plus the new messages, duplicates skipped (also on a rerun), the previous
+// file kept as .bak (or not, with --no-backup), the result clean.
+TEST(PstWriterTest, MergeIntoExistingPst) {
+  TempDir dir;
+  auto gen = RunMbxgen({"pair", "--format", "mbox", "--out-a", dir / "a.mbox", "--out-b",
+                        dir / "b.mbox", "--messages", "60", "--dup-rate", "0.3", "--seed", "11",
+                        "--manifest", dir / "m.tsv"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  ASSERT_EQ(RunMbxmerge({"merge", "--from", dir / "a.mbox", "--into", dir / "t.pst"}).exit_code, 0);
+  const std::string before = ReadFileOrDie(dir / "t.pst");
+  auto r = RunMbxmerge({"merge", "--from", dir / "b.mbox", "--into", dir / "t.pst"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFileOrDie(dir / "t.pst.bak"), before);
+  EXPECT_FALSE(std::filesystem::exists(dir / "t.pst.mbxmerge-tmp"));
+  ExpectCheckClean(dir / "t.pst");
+  // Every message of the pair once: a's, then b's that were not duplicates.
+  auto ids = MbxgenIdCounts(dir / "t.pst");
+  const auto want = testing::ManifestIds(dir / "m.tsv");
+  for (const auto& id : want) EXPECT_EQ(ids[id], 1) << id;
+  EXPECT_EQ(ids.size(), want.size());
+  // A rerun finds everything already there.
+  r = RunMbxmerge({"merge", "--from", dir / "b.mbox", "--from", dir / "a.mbox", "--into",
+                   dir / "t.pst", "--no-backup"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("0 written"), std::string::npos) << r.out;
+  EXPECT_EQ(MbxgenIdCounts(dir / "t.pst"), ids);
+  ExpectCheckClean(dir / "t.pst");
+}
+
+// Any PST libpff reads can be merged into, an ANSI one from Outlook too: the
+// result is a Unicode PST with its message and folder plus the new ones.
+TEST(PstWriterTest, MergeIntoOutlookAnsiPst) {
+  const std::string shared = testing::SharedDataDir();
+  if (shared.empty()) GTEST_SKIP() << "../shared/data is absent";
+  TempDir dir;
+  testing::WriteFileOrDie(dir / "ansi.pst", ReadFileOrDie(shared + "/outlook/pstsdk-sample2.pst"));
+  auto gen = RunMbxgen({"mailbox", "--format", "mbox", "--out", dir / "src.mbox", "--messages",
+                        "10", "--seed", "4"});
+  ASSERT_EQ(gen.exit_code, 0);
+  auto before = MbxgenIdCounts(dir / "ansi.pst");
+  auto r = RunMbxmerge({"merge", "--from", dir / "src.mbox", "--into", dir / "ansi.pst"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectCheckClean(dir / "ansi.pst");
+  const std::string f = ReadFileOrDie(dir / "ansi.pst");
+  EXPECT_EQ(pst::disk::Get16(reinterpret_cast<const uint8_t*>(f.data()) + pst::disk::header::kVer),
+            23);
+  auto after = MbxgenIdCounts(dir / "ansi.pst");
+  for (const auto& [id, n] : MbxgenIdCounts(dir / "src.mbox")) EXPECT_EQ(after[id], n) << id;
+  EXPECT_EQ(after["(no id)"], before["(no id)"]) << "the Outlook message is kept";
+  auto list = RunMbxmerge({"list", dir / "ansi.pst"});
+  EXPECT_NE(list.out.find("Sample2"), std::string::npos) << list.out;
+}
+
+TEST(PstWriterTest, ExistingNonPstTargetIsRefusedAndUntouched) {
   TempDir dir;
   auto gen = RunMbxgen(
       {"mailbox", "--format", "mbox", "--out", dir / "src.mbox", "--messages", "5", "--seed", "1"});
   ASSERT_EQ(gen.exit_code, 0);
-  ASSERT_EQ(RunMbxmerge({"merge", "--from", dir / "src.mbox", "--into", dir / "a.pst"}).exit_code,
-            0);
-  const std::string before = ReadFileOrDie(dir / "a.pst");
+  testing::WriteFileOrDie(dir / "a.pst", "not a PST at all\n");
   auto r = RunMbxmerge({"merge", "--from", dir / "src.mbox", "--into", dir / "a.pst"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("a.pst"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("existing PST"), std::string::npos) << r.err;
-  EXPECT_EQ(ReadFileOrDie(dir / "a.pst"), before);
+  EXPECT_EQ(ReadFileOrDie(dir / "a.pst"), "not a PST at all\n");
   EXPECT_FALSE(std::filesystem::exists(dir / "a.pst.mbxmerge-tmp"));
 }
 

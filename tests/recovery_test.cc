@@ -68,15 +68,18 @@ class StoreTest : public ::testing::Test {
     store_ = tmp_ / "store";
     std::string mb = store_ + "/mailboxes/";
     stdfs::create_directories(mb);
-    Gen({"pair", "--format", "maildir", "--out-a", mb + G(1).ToString(), "--out-b", mb + G(11).ToString(),
-         "--messages", "120", "--folders", "3", "--dup-rate", "0.3", "--seed", "31", "--manifest",
-         tmp_ / "alice.tsv"});
+    Gen({"pair", "--format", "maildir", "--out-a", mb + G(1).ToString(), "--out-b",
+         mb + G(11).ToString(), "--messages", "120", "--folders", "3", "--dup-rate", "0.3",
+         "--seed", "31", "--manifest", tmp_ / "alice.tsv"});
     Gen({"pair", "--format", "mbox", "--out-a", mb + G(4).ToString() + ".mbox", "--out-b",
-         mb + G(14).ToString() + ".mbox", "--messages", "60", "--dup-rate", "0.3", "--seed", "32", "--manifest",
-         tmp_ / "dave.tsv"});
-    Gen({"mailbox", "--format", "mbox", "--out", mb + G(2).ToString() + ".mbox", "--messages", "5", "--seed", "33"});
-    Gen({"mailbox", "--format", "mbox", "--out", mb + G(20).ToString() + ".mbox", "--messages", "3", "--seed", "34"});
-    Gen({"mailbox", "--format", "mbox", "--out", mb + G(21).ToString() + ".mbox", "--messages", "1", "--seed", "35"});
+         mb + G(14).ToString() + ".mbox", "--messages", "60", "--dup-rate", "0.3", "--seed", "32",
+         "--manifest", tmp_ / "dave.tsv"});
+    Gen({"mailbox", "--format", "mbox", "--out", mb + G(2).ToString() + ".mbox", "--messages", "5",
+         "--seed", "33"});
+    Gen({"mailbox", "--format", "mbox", "--out", mb + G(20).ToString() + ".mbox", "--messages", "3",
+         "--seed", "34"});
+    Gen({"mailbox", "--format", "mbox", "--out", mb + G(21).ToString() + ".mbox", "--messages", "1",
+         "--seed", "35"});
     WriteFileOrDie(mb + "notes.txt", "not a mailbox");
     Guid g11 = G(11), g2 = G(2), g13 = G(13), g14 = G(14), g21 = G(21);
     std::string ldif = "version: 1\n# exported by ldifde\n\n";
@@ -105,8 +108,12 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
-  static std::map<std::string, int> Ids(const std::string& path) { return testing::MbxgenIdCounts(path); }
-  static std::set<std::string> ManifestIds(const std::string& tsv) { return testing::ManifestIds(tsv); }
+  static std::map<std::string, int> Ids(const std::string& path) {
+    return testing::MbxgenIdCounts(path);
+  }
+  static std::set<std::string> ManifestIds(const std::string& tsv) {
+    return testing::ManifestIds(tsv);
+  }
 
   TempDir tmp_;
   std::string store_;
@@ -209,15 +216,16 @@ TEST_F(StoreTest, RecoverMergesWritesReconnectLdifAndRetiresTheBlank) {
   EXPECT_TRUE(stdfs::exists(store_ + "/retired/" + G(14).ToString() + ".mbox"));
   EXPECT_FALSE(stdfs::exists(store_ + "/mailboxes/" + G(11).ToString()));
   // The change file: exactly the two users, each reconnected to its objectGUID.
-  std::string expect = std::string(
-                           "# mbxmerge: reconnect each recovered user to its original mailbox.\n"
-                           "# Apply with:  ldifde -i -f reconnect.ldif   or   ldapmodify -f reconnect.ldif\n\n") +
-                       ldif::FormatReplace("CN=Alice Archer,OU=Users,DC=corp,DC=example", "msExchMailboxGUID",
-                                           G(1).Raw()) +
-                       "\n" +
-                       ldif::FormatReplace("CN=Dave Dunn,OU=Users,DC=corp,DC=example", "msExchMailboxGUID",
-                                           G(4).Raw()) +
-                       "\n";
+  std::string expect =
+      std::string(
+          "# mbxmerge: reconnect each recovered user to its original mailbox.\n"
+          "# Apply with:  ldifde -i -f reconnect.ldif   or   ldapmodify -f reconnect.ldif\n\n") +
+      ldif::FormatReplace("CN=Alice Archer,OU=Users,DC=corp,DC=example", "msExchMailboxGUID",
+                          G(1).Raw()) +
+      "\n" +
+      ldif::FormatReplace("CN=Dave Dunn,OU=Users,DC=corp,DC=example", "msExchMailboxGUID",
+                          G(4).Raw()) +
+      "\n";
   EXPECT_EQ(ReadFileOrDie(store_ + "/reconnect.ldif"), expect);
   auto report = nlohmann::json::parse(ReadFileOrDie(tmp_ / "r.json"));
   ASSERT_EQ(report["users"].size(), 2u);
@@ -234,14 +242,44 @@ TEST_F(StoreTest, RecoverMergesWritesReconnectLdifAndRetiresTheBlank) {
   EXPECT_EQ(ReadFileOrDie(store_ + "/reconnect.ldif"), expect);
 }
 
+// PST mailboxes in the store: the blank one is merged into the original PST
+// (rewritten beside itself with our writer), duplicates skipped.
+TEST_F(StoreTest, RecoverWithPstMailboxes) {
+  const std::string mb = store_ + "/mailboxes/";
+  for (int g : {4, 14}) {
+    auto r = RunMbxmerge({"merge", "--from", mb + G(g).ToString() + ".mbox", "--into",
+                          mb + G(g).ToString() + ".pst", "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    stdfs::remove(mb + G(g).ToString() + ".mbox");
+  }
+  EXPECT_EQ(States()["dave"], State::kBlankConnected);
+  WriteFileOrDie(tmp_ / "dave.txt", "dave\n");
+  auto r = RunMbxmerge({"recover", "--store", store_, "--mailboxes", tmp_ / "dave.txt", "--quiet",
+                        "--report", tmp_ / "r.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string original = mb + G(4).ToString() + ".pst";
+  auto dave = Ids(original);
+  const auto want = ManifestIds(tmp_ / "dave.tsv");
+  for (const auto& id : want) EXPECT_EQ(dave[id], 1) << id;
+  EXPECT_EQ(dave.size(), want.size());
+  auto report = nlohmann::json::parse(ReadFileOrDie(tmp_ / "r.json"));
+  EXPECT_GT(report["users"][0]["duplicates_skipped"].get<int>(), 0);
+  EXPECT_TRUE(stdfs::exists(store_ + "/retired/" + G(14).ToString() + ".pst"));
+  auto check = RunMbxmerge({"check", original});
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  EXPECT_EQ(States()["dave"], State::kReconnectPending);
+}
+
 TEST_F(StoreTest, ResumeAfterAKilledRunAtEachStep) {
   // A run that died after alice's merge, with a half-written reconnect record:
   // the rerun must finish alice and dave, once each.
   const std::string mb = store_ + "/mailboxes/";
-  auto merged = RunMbxmerge({"merge", "--from", mb + G(11).ToString(), "--into", mb + G(1).ToString(), "--quiet"});
+  auto merged = RunMbxmerge(
+      {"merge", "--from", mb + G(11).ToString(), "--into", mb + G(1).ToString(), "--quiet"});
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
   stdfs::create_directories(store_ + "/.mbxmerge");
-  WriteFileOrDie(store_ + "/.mbxmerge/recover.journal", "merged\talice\t" + G(11).ToString() + "\nreconn");
+  WriteFileOrDie(store_ + "/.mbxmerge/recover.journal",
+                 "merged\talice\t" + G(11).ToString() + "\nreconn");
   WriteFileOrDie(store_ + "/reconnect.ldif", "dn: CN=Alice Archer,OU=Users,DC=co");
   auto r = RunMbxmerge({"recover", "--store", store_, "--quiet", "--report", tmp_ / "r.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -297,8 +335,8 @@ TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
   std::map<std::string, std::map<std::string, int>> before;
   for (const auto& [alias, path] : connected) before[alias] = Ids(path);
 
-  auto r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "exp", "--mailboxes", tmp_ / "list.txt",
-                        "--quiet", "--report", tmp_ / "e.json"});
+  auto r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "exp", "--mailboxes",
+                        tmp_ / "list.txt", "--quiet", "--report", tmp_ / "e.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const auto& [alias, _] : connected) {
     EXPECT_TRUE(stdfs::exists(tmp_ / ("exp/" + alias + ".mbxz"))) << alias;
@@ -308,10 +346,12 @@ TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
 
   // Empty the connected mailboxes, then import: everything comes back, once.
   stdfs::remove_all(connected["alice"]);
-  for (const char* sub : {"cur", "new", "tmp"}) stdfs::create_directories(connected["alice"] + "/" + sub);
+  for (const char* sub : {"cur", "new", "tmp"})
+    stdfs::create_directories(connected["alice"] + "/" + sub);
   WriteFileOrDie(connected["bob"], "");
   WriteFileOrDie(connected["dave"], "");
-  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report", tmp_ / "i.json"});
+  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report",
+                   tmp_ / "i.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const auto& [alias, path] : connected) EXPECT_EQ(Ids(path), before[alias]) << alias;
   auto folders = [](const std::string& path) {
@@ -323,28 +363,53 @@ TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
   };
   EXPECT_GE(folders(connected["alice"]).size(), 2u);
 
-  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report", tmp_ / "i2.json"});
+  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "exp", "--quiet", "--report",
+                   tmp_ / "i2.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(ReadFileOrDie(tmp_ / "i2.json"));
   for (const auto& u : j["users"]) EXPECT_EQ(u["written"], 0) << u["alias"];
 
-  // PST export waits for the PST writer: a clear refusal, nothing written.
-  r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "pst", "--format", "pst", "--quiet"});
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("PST writer"), std::string::npos);
-  EXPECT_FALSE(stdfs::exists(tmp_ / "pst"));
+  // Export to PST (our writer), then import from those PSTs into emptied
+  // mailboxes: everything comes back, once; every PST passes the checker.
+  r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "pst", "--format", "pst",
+                   "--mailboxes", tmp_ / "list.txt", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [alias, path] : connected) {
+    const std::string pst = tmp_ / ("pst/" + alias + ".pst");
+    ASSERT_TRUE(stdfs::exists(pst)) << alias;
+    EXPECT_EQ(Ids(pst), before[alias]) << alias;
+    auto check = RunMbxmerge({"check", pst});
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  }
+  // Exporting again into the same PSTs finds everything there.
+  r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "pst", "--format", "pst",
+                   "--mailboxes", tmp_ / "list.txt", "--quiet", "--report", tmp_ / "e2.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& u : nlohmann::json::parse(ReadFileOrDie(tmp_ / "e2.json"))["users"])
+    EXPECT_EQ(u["written"], 0) << u["alias"];
+  stdfs::remove_all(connected["alice"]);
+  for (const char* sub : {"cur", "new", "tmp"})
+    stdfs::create_directories(connected["alice"] + "/" + sub);
+  WriteFileOrDie(connected["bob"], "");
+  WriteFileOrDie(connected["dave"], "");
+  stdfs::remove_all(tmp_ / "exp");
+  r = RunMbxmerge({"import", "--store", store_, "--from", tmp_ / "pst", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [alias, path] : connected) EXPECT_EQ(Ids(path), before[alias]) << alias;
 }
 
 TEST_F(StoreTest, OptionsFromAConfigFile) {
   WriteFileOrDie(tmp_ / "run.ini", "# like ExMerge.ini\n[recover]\nstore = \"" + store_ +
-                                       "\"\nrange = \"a..b\"\nreport = \"" + tmp_ / "r.json" + "\"\nquiet = true\n");
+                                       "\"\nrange = \"a..b\"\nreport = \"" + tmp_ / "r.json" +
+                                       "\"\nquiet = true\n");
   auto r = RunMbxmerge({"recover", "--config", tmp_ / "run.ini"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(ReadFileOrDie(tmp_ / "r.json"));
   ASSERT_EQ(j["users"].size(), 1u);  // the range a..b takes alice only
   EXPECT_EQ(j["users"][0]["alias"], "alice");
   EXPECT_TRUE(stdfs::exists(store_ + "/retired/" + G(11).ToString()));
-  EXPECT_TRUE(stdfs::exists(store_ + "/mailboxes/" + G(14).ToString() + ".mbox"));  // dave untouched
+  EXPECT_TRUE(
+      stdfs::exists(store_ + "/mailboxes/" + G(14).ToString() + ".mbox"));  // dave untouched
 
   WriteFileOrDie(tmp_ / "bad.ini", "[recover]\nstore = \"" + store_ + "\"\nmailbox-list = \"x\"\n");
   r = RunMbxmerge({"recover", "--config", tmp_ / "bad.ini"});
@@ -355,13 +420,15 @@ TEST_F(StoreTest, OptionsFromAConfigFile) {
 // N machines each recovering one shard end with the same store as one run.
 TEST(ShardTest, ShardsTogetherEqualTheUnshardedRun) {
   TempDir tmp;
-  auto g = RunMbxgen({"store", "--out", tmp / "one", "--users", "14", "--messages", "15", "--seed", "9"});
+  auto g = RunMbxgen(
+      {"store", "--out", tmp / "one", "--users", "14", "--messages", "15", "--seed", "9"});
   ASSERT_EQ(g.exit_code, 0) << g.err;
   stdfs::copy(tmp / "one", tmp / "many", stdfs::copy_options::recursive);
   ASSERT_EQ(RunMbxmerge({"recover", "--store", tmp / "one", "--quiet"}).exit_code, 0);
   size_t nonempty = 0;
   for (const char* shard : {"1/3", "2/3", "3/3"}) {
-    auto r = RunMbxmerge({"recover", "--store", tmp / "many", "--shard", shard, "--report", tmp / "s.json", "--quiet"});
+    auto r = RunMbxmerge({"recover", "--store", tmp / "many", "--shard", shard, "--report",
+                          tmp / "s.json", "--quiet"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     nonempty += !nlohmann::json::parse(ReadFileOrDie(tmp / "s.json"))["users"].empty();
   }
@@ -371,12 +438,14 @@ TEST(ShardTest, ShardsTogetherEqualTheUnshardedRun) {
     size_t pos = ldif.find("\n\n");
     while (pos != std::string::npos && pos + 2 < ldif.size()) {
       size_t end = ldif.find("\n\n", pos + 2);
-      out.insert(ldif.substr(pos + 2, end == std::string::npos ? std::string::npos : end - pos - 2));
+      out.insert(
+          ldif.substr(pos + 2, end == std::string::npos ? std::string::npos : end - pos - 2));
       pos = end;
     }
     return out;
   };
-  EXPECT_EQ(records(ReadFileOrDie(tmp / "many/reconnect.ldif")), records(ReadFileOrDie(tmp / "one/reconnect.ldif")));
+  EXPECT_EQ(records(ReadFileOrDie(tmp / "many/reconnect.ldif")),
+            records(ReadFileOrDie(tmp / "one/reconnect.ldif")));
   EXPECT_GT(records(ReadFileOrDie(tmp / "one/reconnect.ldif")).size(), 5u);
   auto listing = [](const std::string& dir) {
     std::set<std::string> out;

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/log.h"
@@ -26,8 +26,10 @@ std::string Lower(std::string_view s) {
 }
 
 std::string Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return std::string(s);
 }
 
@@ -66,7 +68,8 @@ Result<std::vector<std::string>> ReadMailboxList(const std::string& path) {
 Result<std::pair<std::string, std::string>> ParseRange(std::string_view text) {
   size_t dots = text.find("..");
   if (dots == std::string_view::npos) {
-    return Status::InvalidArgument("--range takes FROM..TO (e.g. 'A..M'), not '" + std::string(text) + "'");
+    return Status::InvalidArgument("--range takes FROM..TO (e.g. 'A..M'), not '" +
+                                   std::string(text) + "'");
   }
   return std::make_pair(Trim(text.substr(0, dots)), Trim(text.substr(dots + 2)));
 }
@@ -76,7 +79,8 @@ Result<std::pair<int, int>> ParseShard(std::string_view text) {
   char extra = 0;
   std::string t(text);
   if (std::sscanf(t.c_str(), "%d/%d%c", &k, &n, &extra) != 2 || n < 1 || k < 1 || k > n) {
-    return Status::InvalidArgument("--shard takes K/N with 1 <= K <= N (e.g. 2/4), not '" + t + "'");
+    return Status::InvalidArgument("--shard takes K/N with 1 <= K <= N (e.g. 2/4), not '" + t +
+                                   "'");
   }
   return std::make_pair(k, n);
 }
@@ -120,7 +124,8 @@ Result<std::vector<const User*>> SelectUsers(const Store& store, const MailboxFi
     if (!name_used[i]) unknown += (unknown.empty() ? "" : ", ") + filter.names[i];
   }
   if (!unknown.empty()) {
-    return Status::InvalidArgument("--mailboxes names no user with this alias or display name: " + unknown);
+    return Status::InvalidArgument("--mailboxes names no user with this alias or display name: " +
+                                   unknown);
   }
   return out;
 }
@@ -153,9 +158,11 @@ Result<Journal> Journal::Open(const std::string& path) {
       if (t1 == std::string::npos) continue;
       size_t t2 = line.find('\t', t1 + 1);
       std::string step = line.substr(0, t1);
-      std::string key = line.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1);
+      std::string key =
+          line.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1);
       std::string detail = t2 == std::string::npos ? "" : line.substr(t2 + 1);
-      auto it = std::find_if(j.order_.begin(), j.order_.end(), [&](const auto& e) { return e.first == key; });
+      auto it = std::find_if(j.order_.begin(), j.order_.end(),
+                             [&](const auto& e) { return e.first == key; });
       if (it == j.order_.end()) {
         j.order_.emplace_back(key, step);
         j.details_.push_back(detail);
@@ -184,7 +191,8 @@ std::string Journal::Detail(const std::string& key) const {
 
 Status Journal::Record(const std::string& key, const std::string& step, const std::string& detail) {
   MBX_RETURN_IF_ERROR(AppendDurably(path_, step + "\t" + key + "\t" + detail + "\n"));
-  auto it = std::find_if(order_.begin(), order_.end(), [&](const auto& e) { return e.first == key; });
+  auto it =
+      std::find_if(order_.begin(), order_.end(), [&](const auto& e) { return e.first == key; });
   if (it == order_.end()) {
     order_.emplace_back(key, step);
     details_.push_back(detail);
@@ -208,10 +216,11 @@ std::string RecoverResult::Summary() const {
   uint64_t written = 0, dups = 0;
   for (const auto& u : users) {
     FolderCounts c = u.merge.Total();
-    std::snprintf(line, sizeof line, "  %-16s %-18s %6llu read %6llu dup %6llu %s  %s\n", u.alias.c_str(),
-                  u.status.c_str(), static_cast<unsigned long long>(c.read),
-                  static_cast<unsigned long long>(c.duplicates), static_cast<unsigned long long>(c.written),
-                  dry_run ? "to write" : "written", u.error.c_str());
+    std::snprintf(line, sizeof line, "  %-16s %-18s %6llu read %6llu dup %6llu %s  %s\n",
+                  u.alias.c_str(), u.status.c_str(), static_cast<unsigned long long>(c.read),
+                  static_cast<unsigned long long>(c.duplicates),
+                  static_cast<unsigned long long>(c.written), dry_run ? "to write" : "written",
+                  u.error.c_str());
     out += line;
     written += c.written;
     dups += c.duplicates;
@@ -255,7 +264,8 @@ std::string RecoverResult::ToJson() const {
                      {"failed", c.failed},
                      {"bytes_written", c.bytes_written}};
     o["failures"] = nlohmann::json::array();
-    for (const auto& f : u.merge.failures) o["failures"].push_back({{"message", f.origin}, {"reason", f.reason}});
+    for (const auto& f : u.merge.failures)
+      o["failures"].push_back({{"message", f.origin}, {"reason", f.reason}});
     if (!u.error.empty()) o["error"] = u.error;
     j["users"].push_back(std::move(o));
   }
@@ -263,8 +273,8 @@ std::string RecoverResult::ToJson() const {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options, bool dry_run,
-                  bool create_target, UserOutcome* out) {
+bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options,
+                  bool dry_run, bool create_target, UserOutcome* out) {
   auto fail = [&](const Status& s, std::string_view what) {
     out->status = "failed";
     out->error = s.WithContext(what).message();
@@ -290,6 +300,7 @@ bool MergeMailbox(const Location& from, const Location& into, const MergeOptions
   }
   MergeOptions mopt = options;
   mopt.dry_run = dry_run;
+  mopt.dedupe_form = DedupeFormFor(into.kind);
   std::vector<MailboxSource*> sources{src->get()};
   out->merge = RunMerge(sources, sink.get(), mopt);
   out->merged = true;
@@ -297,7 +308,8 @@ bool MergeMailbox(const Location& from, const Location& into, const MergeOptions
     out->status = "failed";
     out->error = !out->merge.fatal.empty()
                      ? out->merge.fatal
-                     : std::to_string(out->merge.Total().failed) + " messages could not be merged; the source is kept";
+                     : std::to_string(out->merge.Total().failed) +
+                           " messages could not be merged; the source is kept";
     return false;
   }
   return true;
@@ -322,7 +334,8 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
     std::string text = kReconnectHeader;
     for (const auto& [alias, step] : journal->Entries()) {
       if (step != "reconnected" && step != "retired") continue;
-      if (const User* u = store.FindUserByAlias(alias); u && u->object_guid) text += ReconnectRecord(*u);
+      if (const User* u = store.FindUserByAlias(alias); u && u->object_guid)
+        text += ReconnectRecord(*u);
     }
     MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(result.reconnect_file, text));
   }
@@ -350,7 +363,8 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
     const StoreMailbox* blank = store.FindMailbox(*u->mailbox_guid);
     const StoreMailbox* original = store.FindMailbox(*u->object_guid);
     if (!original) {
-      result.AddFailed(std::move(out), "original mailbox " + out.original + " is gone from mailboxes/");
+      result.AddFailed(std::move(out),
+                       "original mailbox " + out.original + " is gone from mailboxes/");
       continue;
     }
     // Step 1: merge the blank mailbox into the original one.
@@ -363,7 +377,8 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
       auto src_loc = ParseLocation(blank->path, false);
       auto dst_loc = ParseLocation(original->path, false);
       if (!src_loc.ok() || !dst_loc.ok()) {
-        result.AddFailed(std::move(out), (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message());
+        result.AddFailed(std::move(out),
+                         (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message());
         continue;
       }
       MergeOptions mopt = opt.merge;
@@ -392,7 +407,8 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
       if (blank) {
         MBX_RETURN_IF_ERROR(fs::MakeDirs(store.RetiredDir()));
         std::string to = store.RetiredDir() + "/" + fs::Basename(blank->path);
-        if (fs::Exists(to)) return Status::IOError("cannot retire '" + blank->path + "': '" + to + "' exists");
+        if (fs::Exists(to))
+          return Status::IOError("cannot retire '" + blank->path + "': '" + to + "' exists");
         if (::rename(blank->path.c_str(), to.c_str()) != 0) {
           return Status::FromErrno("rename '" + blank->path + "' to '" + to + "'", errno);
         }

@@ -14,7 +14,8 @@ namespace {
 // An alias as a file name: no path separators, no leading dot, no control bytes.
 std::string FileStem(std::string_view alias) {
   std::string out;
-  for (unsigned char c : alias) out += (c == '/' || c < 0x20 || c == 0x7F) ? '_' : static_cast<char>(c);
+  for (unsigned char c : alias)
+    out += (c == '/' || c < 0x20 || c == 0x7F) ? '_' : static_cast<char>(c);
   if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
   return out;
 }
@@ -32,11 +33,9 @@ double Since(std::chrono::steady_clock::time_point t0) {
 
 Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
-  if (opt.format == FormatKind::kPst) {
-    return Status::Unsupported("export to PST needs the PST writer (a later issue); use --format mbxz");
-  }
-  if (opt.format != FormatKind::kBundle && opt.format != FormatKind::kMbox && opt.format != FormatKind::kMaildir) {
-    return Status::InvalidArgument("export writes mbxz, mbox or maildir");
+  if (opt.format != FormatKind::kBundle && opt.format != FormatKind::kMbox &&
+      opt.format != FormatKind::kMaildir && opt.format != FormatKind::kPst) {
+    return Status::InvalidArgument("export writes mbxz, pst, mbox or maildir");
   }
   MBX_ASSIGN_OR_RETURN(auto users, SelectUsers(store, opt.filter));
   std::optional<fs::MailboxLock> lock;
@@ -65,7 +64,10 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
     }
     Location to;
     to.kind = opt.format;
-    std::string ext = opt.format == FormatKind::kBundle ? ".mbxz" : opt.format == FormatKind::kMbox ? ".mbox" : "";
+    std::string ext = opt.format == FormatKind::kBundle ? ".mbxz"
+                      : opt.format == FormatKind::kMbox ? ".mbox"
+                      : opt.format == FormatKind::kPst  ? ".pst"
+                                                        : "";
     to.path = fs::Join(opt.dir, FileStem(u->alias) + ext);
     to.exists = fs::Exists(to.path);
     if (opt.say) opt.say(u->alias + ": exporting " + mb->path + " to " + to.path);

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/pst/ltp/types.h"
+
 namespace mbx {
 struct Message;
 }
@@ -87,6 +89,9 @@ struct PropValue {
   // stored. Binary: the bytes. Multi-valued binary: `values`.
   std::string data;
   std::vector<std::string> values;
+  // For a named property (id 0x8000 and up): its name in the source's
+  // name-to-id map, which gives the id its meaning.
+  std::optional<ltp::PropertyName> name;
 };
 
 // The properties of one MAPI object, by property id (named properties, ids

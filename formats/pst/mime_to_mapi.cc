@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "formats/mime/mime.h"
 #include "formats/pst/mapi.h"
@@ -31,6 +32,8 @@ void InitGMime() {
   static std::once_flag once;
   std::call_once(once, [] { g_mime_init(); });
 }
+
+Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth);
 
 struct Address {
   std::string name;
@@ -72,6 +75,7 @@ struct Walk {
   std::string text;
   std::string html;
   bool have_text = false, have_html = false;
+  int msg_depth = 0;  // how deep this message is embedded
   std::vector<messaging::OutAttachment> attachments;
 };
 
@@ -107,14 +111,23 @@ void WalkPart(GMimeObject* obj, int depth, Walk* w) {
     return;
   }
   if (GMIME_IS_MESSAGE_PART(obj)) {
+    // message/rfc822: an embedded message, as Outlook stores a forwarded one.
     GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-    std::string bytes = inner ? StreamBytes(GMIME_OBJECT(inner), false) : std::string();
-    std::string name;
-    if (inner) {
-      const char* subj = g_mime_message_get_subject(inner);
-      if (subj && *subj) name = mime::DecodeHeader(subj) + ".eml";
+    Message embedded;
+    embedded.mime = inner ? StreamBytes(GMIME_OBJECT(inner), false) : std::string();
+    auto out = MimeToMapiAt(embedded, w->msg_depth + 1);
+    if (out.ok()) {
+      messaging::OutAttachment a;
+      std::string subject;
+      for (const auto& p : out->props)
+        if (p.id == kPidSubject) subject = disk::Utf16leToUtf8(p.value);
+      a.props.push_back(StringProp(kPidDisplayName, subject));
+      a.props.push_back(StringProp(kPidAttachMimeTag, "message/rfc822"));
+      a.embedded = std::make_shared<const messaging::OutMessage>(std::move(*out));
+      w->attachments.push_back(std::move(a));
+    } else {
+      AddAttachment(obj, std::move(embedded.mime), "message.eml", w);
     }
-    AddAttachment(obj, std::move(bytes), std::move(name), w);
     return;
   }
   if (!GMIME_IS_PART(obj)) return;
@@ -178,7 +191,12 @@ std::string Crlf(std::string_view s) {
 
 }  // namespace
 
-Result<messaging::OutMessage> MimeToMapi(const Message& msg) {
+Result<messaging::OutMessage> MimeToMapi(const Message& msg) { return MimeToMapiAt(msg, 0); }
+
+namespace {
+
+Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
+  if (depth > 16) return Status::InvalidArgument("message/rfc822 parts nested too deep");
   MBX_ASSIGN_OR_RETURN(std::string_view mime, msg.Mime());
   InitGMime();
   GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(mime.data(), mime.size()));
@@ -268,6 +286,7 @@ Result<messaging::OutMessage> MimeToMapi(const Message& msg) {
                                                                           : 0));
 
   Walk w;
+  w.msg_depth = depth;
   WalkPart(g_mime_message_get_mime_part(m.get()), 0, &w);
   if (w.have_text) p.push_back(StringProp(kPidBody, Crlf(w.text)));
   if (w.have_html) {
@@ -290,6 +309,8 @@ Result<messaging::OutMessage> MimeToMapi(const Message& msg) {
   return out;
 }
 
+}  // namespace
+
 namespace {
 
 // Properties that describe where an object lived or that the writer derives.
@@ -311,22 +332,40 @@ bool IsLocationOrDerived(uint16_t id) {
   }
 }
 
-std::vector<ltp::Property> ConvertBag(const PropertyBag& bag) {
+// One value in the writer's form; nullopt for a type the writer does not carry.
+std::optional<ltp::Property> ConvertValue(uint16_t id, const PropValue& v) {
+  if (v.type == kPtUnicode || v.type == kPtString8) return StringProp(id, v.data);
+  if (v.type == kPtMvBinary)
+    return ltp::Property{id, disk::kPtypMultipleBinary,
+                         ltp::EncodeMulti(disk::kPtypMultipleBinary, v.values)};
+  if (const size_t fixed = disk::FixedSizeOf(v.type); fixed != 0) {
+    if (v.data.size() == fixed) return ltp::Property{id, v.type, v.data};
+    return std::nullopt;
+  }
+  if (v.type == disk::kPtypBinary) return BinaryProp(id, v.data);
+  if (v.type == disk::kPtypMultipleString && v.data.size() >= 4 &&
+      4 + 4 * uint64_t{disk::Get32(reinterpret_cast<const uint8_t*>(v.data.data()))} <=
+          v.data.size())
+    return ltp::Property{id, v.type, v.data};  // count, offsets, UTF-16 values: as stored
+  const size_t element = (v.type & 0x1000) != 0 ? disk::FixedSizeOf(v.type & 0x0FFF) : 0;
+  if (element != 0 && v.data.size() % element == 0)
+    return ltp::Property{id, v.type, v.data};  // packed fixed-size multi-values, as stored
+  return std::nullopt;
+}
+
+// A property bag in the writer's form: named properties by name, so that the
+// writer gives them this store's ids.
+std::vector<ltp::Property> ConvertBag(const PropertyBag& bag,
+                                      std::vector<messaging::NamedValue>* named) {
   std::vector<ltp::Property> out;
   for (const auto& [id, v] : bag.all()) {
-    if (id >= 0x8000 || IsLocationOrDerived(id)) continue;
-    if (v.type == kPtUnicode || v.type == kPtString8) {
-      out.push_back(StringProp(id, v.data));
-    } else if (v.type == kPtMvBinary) {
-      out.push_back(
-          {id, disk::kPtypMultipleBinary, ltp::EncodeMulti(disk::kPtypMultipleBinary, v.values)});
-    } else if (const size_t fixed = disk::FixedSizeOf(v.type); fixed != 0) {
-      if (v.data.size() == fixed) out.push_back({id, v.type, v.data});
-    } else if (v.type == disk::kPtypBinary) {
-      out.push_back(BinaryProp(id, v.data));
-    } else if ((v.type & 0x1000) != 0 && disk::FixedSizeOf(v.type & 0x0FFF) != 0 &&
-               v.data.size() % disk::FixedSizeOf(v.type & 0x0FFF) == 0) {
-      out.push_back({id, v.type, v.data});  // packed fixed-size multi-values, as stored
+    if (IsLocationOrDerived(id)) continue;
+    auto p = ConvertValue(id, v);
+    if (!p) continue;
+    if (id < 0x8000) {
+      out.push_back(std::move(*p));
+    } else if (v.name && named != nullptr) {
+      named->push_back({*v.name, p->type, std::move(p->value)});
     }
   }
   return out;
@@ -336,33 +375,71 @@ std::vector<ltp::Property> ConvertBag(const PropertyBag& bag) {
 
 messaging::OutMessage MapiToOut(const MapiMessage& m) {
   messaging::OutMessage out;
-  out.props = ConvertBag(m.props);
-  for (const auto& r : m.recipients) out.recipients.push_back(ConvertBag(r));
+  out.props = ConvertBag(m.props, &out.named);
+  for (const auto& r : m.recipients) out.recipients.push_back(ConvertBag(r, nullptr));
   for (const auto& a : m.attachments) {
     messaging::OutAttachment oa;
-    oa.props = ConvertBag(a.props);
+    oa.props = ConvertBag(a.props, &oa.named);
     if (a.embedded) {
-      // Part 1 of the writer keeps an embedded message as its MIME form.
-      auto mime = RenderMime(*a.embedded);
-      oa.props.erase(std::remove_if(oa.props.begin(), oa.props.end(),
-                                    [](const ltp::Property& p) {
-                                      return p.id == kPidAttachMethod || p.id == kPidAttachMimeTag;
-                                    }),
-                     oa.props.end());
-      oa.props.push_back(Int32Prop(kPidAttachMethod, 1));
-      oa.props.push_back(StringProp(kPidAttachMimeTag, "message/rfc822"));
-      if (!a.props.Has(kPidAttachLongFilename)) {
-        std::string name = a.embedded->props.StringOr(kPidSubject);
-        oa.props.push_back(
-            StringProp(kPidAttachLongFilename, (name.empty() ? "message" : name) + ".eml"));
-      }
-      oa.data = std::move(mime);
+      oa.embedded = std::make_shared<const messaging::OutMessage>(MapiToOut(*a.embedded));
     } else {
       oa.data = a.data;
     }
     out.attachments.push_back(std::move(oa));
   }
   return out;
+}
+
+namespace {
+
+PropertyBag ToBag(const std::vector<ltp::Property>& props) {
+  PropertyBag bag;
+  for (const auto& p : props) {
+    if (p.type == disk::kPtypString) {
+      bag.SetString(p.id, disk::Utf16leToUtf8(p.value));
+    } else if (p.type == disk::kPtypMultipleBinary && p.value.size() >= 4) {
+      const auto* b = reinterpret_cast<const uint8_t*>(p.value.data());
+      const uint32_t n = disk::Get32(b);
+      PropValue v;
+      v.type = kPtMvBinary;
+      for (uint32_t i = 0; i < n && 4 + 4 * (uint64_t{i} + 1) <= p.value.size(); ++i) {
+        const uint32_t from = disk::Get32(b + 4 + 4 * i);
+        const uint32_t to =
+            i + 1 < n ? disk::Get32(b + 8 + 4 * i) : static_cast<uint32_t>(p.value.size());
+        if (from <= to && to <= p.value.size()) v.values.push_back(p.value.substr(from, to - from));
+      }
+      bag.Set(p.id, std::move(v));
+    } else {
+      bag.Set(p.id, PropValue{p.type, p.value, {}, std::nullopt});
+    }
+  }
+  return bag;
+}
+
+MapiMessage OutToMapi(const messaging::OutMessage& m) {
+  MapiMessage out;
+  out.props = ToBag(m.props);
+  for (const auto& r : m.recipients) out.recipients.push_back(ToBag(r));
+  for (const auto& a : m.attachments) {
+    MapiAttachment ma;
+    ma.props = ToBag(a.props);
+    if (a.embedded) {
+      ma.embedded = std::make_unique<MapiMessage>(OutToMapi(*a.embedded));
+      if (!ma.props.Has(kPidAttachMethod)) ma.props.SetInt32(kPidAttachMethod, 5);
+    } else {
+      ma.data = a.data;
+    }
+    out.attachments.push_back(std::move(ma));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> PstDedupeForm(const Message& msg) {
+  if (const MapiMessage* mapi = MapiOf(msg)) return RenderMime(*mapi);
+  MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
+  return RenderMime(OutToMapi(out));
 }
 
 }  // namespace mbx::pst

@@ -63,6 +63,39 @@ struct MultiValueDeleter {
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+// The name of a named property's record entry, through the store's
+// name-to-id map; nullopt when libpff cannot resolve it.
+std::optional<ltp::PropertyName> ReadPropertyName(libpff_record_entry_t* raw) {
+  Error err;
+  libpff_name_to_id_map_entry_t* entry = nullptr;
+  if (libpff_record_entry_get_name_to_id_map_entry(raw, &entry, err.Out()) != 1 || entry == nullptr)
+    return std::nullopt;
+  // The entry belongs to libpff's map (the API has no free for it).
+  ltp::PropertyName name;
+  uint8_t guid[16] = {};
+  if (libpff_name_to_id_map_entry_get_guid(entry, guid, sizeof guid, err.Out()) != 1)
+    return std::nullopt;
+  name.guid.assign(reinterpret_cast<const char*>(guid), sizeof guid);
+  uint8_t type = 0;
+  if (libpff_name_to_id_map_entry_get_type(entry, &type, err.Out()) != 1) return std::nullopt;
+  if (type == LIBPFF_NAME_TO_ID_MAP_ENTRY_TYPE_STRING) {
+    size_t size = 0;
+    if (libpff_name_to_id_map_entry_get_utf8_string_size(entry, &size, err.Out()) != 1 || size == 0)
+      return std::nullopt;
+    std::string s(size, '\0');
+    if (libpff_name_to_id_map_entry_get_utf8_string(entry, reinterpret_cast<uint8_t*>(s.data()),
+                                                    size, err.Out()) != 1)
+      return std::nullopt;
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    name.is_string = true;
+    name.name = std::move(s);
+  } else {
+    if (libpff_name_to_id_map_entry_get_number(entry, &name.lid, err.Out()) != 1)
+      return std::nullopt;
+  }
+  return name;
+}
+
 // Copies one record set (a property bag) out of libpff. Entries libpff cannot
 // read are left out; they never fail the object.
 PropertyBag ReadRecordSet(libpff_record_set_t* set) {
@@ -85,6 +118,7 @@ PropertyBag ReadRecordSet(libpff_record_set_t* set) {
     if (id == kPidAttachDataBin) continue;
     PropValue v;
     v.type = static_cast<uint16_t>(value_type);
+    if (id >= 0x8000) v.name = ReadPropertyName(raw);
     if (v.type == kPtString8 || v.type == kPtUnicode) {
       size_t size = 0;
       if (libpff_record_entry_get_data_as_utf8_string_size(raw, &size, err.Out()) != 1) continue;
@@ -235,7 +269,8 @@ class MapiNative : public NativeMessage {
   // Attachments dominate; MIME's base64 adds a third.
   static size_t EstimateSize(const MapiMessage& m) {
     size_t n = 4096;
-    for (const auto& a : m.attachments) n += a.data.size() * 4 / 3 + (a.embedded ? EstimateSize(*a.embedded) : 0);
+    for (const auto& a : m.attachments)
+      n += a.data.size() * 4 / 3 + (a.embedded ? EstimateSize(*a.embedded) : 0);
     return n;
   }
   MapiMessage m_;

@@ -27,10 +27,19 @@ bool HasPstMagic(const std::string& path);
 // InvalidArgument ("'x.pst' is not a PST/OST file: ...").
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path);
 
-// Creates a new Unicode PST at `path` (our own MS-PST writer, formats/pst/
-// messaging). The file appears, complete, when the sink is closed. An
-// existing non-empty file is refused (Unsupported) and left untouched.
-// `compressible` selects Outlook's permutation encoding of data blocks.
-Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, bool compressible = false);
+struct PstSinkOptions {
+  // Outlook's "compressible" (permutation) encoding of data blocks.
+  bool compressible = false;
+  // When merging into an existing PST, keep the previous file as PATH.bak.
+  bool backup = true;
+};
+
+// A PST target, written by our own MS-PST writer (formats/pst/messaging) to
+// a temporary file beside `path`, fsynced and renamed into place when the
+// sink is closed: readers never see a partial file. An existing PST (any
+// libpff reads, ANSI too) is rewritten with everything it held plus the
+// merged messages; the previous file is kept as PATH.bak unless !backup.
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path,
+                                              const PstSinkOptions& opts = {});
 
 }  // namespace mbx::pst

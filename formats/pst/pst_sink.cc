@@ -44,19 +44,27 @@ std::string Lower(std::string_view s) {
 
 class PstSink : public MailboxSink {
  public:
-  PstSink(std::string path, std::string temp, std::unique_ptr<StoreWriter> store)
-      : path_(std::move(path)), temp_(std::move(temp)), store_(std::move(store)) {}
+  PstSink(std::string path, std::string temp, std::unique_ptr<StoreWriter> store,
+          std::unique_ptr<MailboxSource> existing, bool backup)
+      : path_(std::move(path)),
+        temp_(std::move(temp)),
+        store_(std::move(store)),
+        existing_(std::move(existing)),
+        backup_(backup) {}
   ~PstSink() override {
     if (!closed_) ::unlink(temp_.c_str());
   }
 
   std::string Describe() const override { return "pst:" + path_; }
 
-  Status ScanExisting(const std::function<Status(const ExistingMessage&)>&) override {
-    return Status::Ok();
+  // Merging into an existing PST rewrites it: its folders and messages are
+  // copied into the new store first (in this one pass, which also shows
+  // them to the dedupe index), then the merged messages follow.
+  Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) override {
+    return CopyExisting(&fn);
   }
   Result<std::string> ReadExisting(uint64_t) override {
-    return Status::NotFound("a new PST has no messages");
+    return Status::NotFound("existing PST messages are shown whole to ScanExisting");
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {
@@ -73,6 +81,7 @@ class PstSink : public MailboxSink {
 
   Status Flush() override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
+    MBX_RETURN_IF_ERROR(CopyExisting(nullptr));
     for (auto& [folder, message] : staged_) {
       auto nid = FolderFor(folder);
       Status s = nid.ok() ? store_->AddMessage(*nid, message).status() : nid.status();
@@ -92,6 +101,14 @@ class PstSink : public MailboxSink {
     if (closed_) return Status::Ok();
     MBX_RETURN_IF_ERROR(Flush());
     MBX_RETURN_IF_ERROR(store_->Finish().WithContext("PST " + Quoted()));
+    if (replacing_ && backup_) {
+      // The previous file stays as PATH.bak (a hard link: the original is
+      // never without a name); then the new one takes its place atomically.
+      const std::string bak = path_ + ".bak";
+      ::unlink(bak.c_str());
+      if (::link(path_.c_str(), bak.c_str()) != 0)
+        return Status::FromErrno("cannot keep '" + path_ + "' as '" + bak + "'", errno);
+    }
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
       return Status::FromErrno("cannot rename '" + temp_ + "' to '" + path_ + "'", errno);
     closed_ = true;
@@ -100,6 +117,42 @@ class PstSink : public MailboxSink {
 
  private:
   std::string Quoted() const { return "'" + path_ + "'"; }
+
+  // Copies the existing PST's folders (empty ones too) and messages, once.
+  // A message that cannot be read stops the run: rewriting the file without
+  // it would lose it.
+  Status CopyExisting(const std::function<Status(const ExistingMessage&)>* fn) {
+    if (!existing_) return Status::Ok();
+    std::unique_ptr<MailboxSource> src = std::move(existing_);
+    replacing_ = true;
+    auto folders = src->ListFolders();
+    if (!folders.ok()) return folders.status().WithContext("existing PST " + Quoted());
+    for (const auto& f : *folders) MBX_RETURN_IF_ERROR(FolderFor(f.path).status());
+    MBX_ASSIGN_OR_RETURN(src, OpenSource(path_));
+    Message m;
+    for (;;) {
+      auto more = src->Next(&m);
+      if (!more.ok()) return more.status().WithContext("existing PST " + Quoted());
+      if (!*more) break;
+      if (m.read_error)
+        return m.read_error->WithContext("existing PST " + Quoted() + ": " + m.origin +
+                                         " cannot be read, so the file is not rewritten");
+      const MapiMessage* mapi = MapiOf(m);
+      if (mapi == nullptr)
+        return Status::Corruption("existing PST " + Quoted() + ": not a MAPI message");
+      MBX_ASSIGN_OR_RETURN(uint32_t folder, FolderFor(m.folder));
+      MBX_RETURN_IF_ERROR(store_->AddMessage(folder, MapiToOut(*mapi)).status());
+      if (fn != nullptr) {
+        MBX_ASSIGN_OR_RETURN(std::string_view mime, m.Mime());
+        ExistingMessage e;
+        e.folder = m.folder;
+        e.head = mime;
+        e.head_is_complete = true;
+        MBX_RETURN_IF_ERROR((*fn)(e));
+      }
+    }
+    return Status::Ok();
+  }
 
   // Maps a mailbox folder to the store: "" and INBOX to the Inbox, Sent,
   // Trash, Drafts and Junk to Outlook's special folders, the rest by name
@@ -153,6 +206,9 @@ class PstSink : public MailboxSink {
   std::string path_;
   std::string temp_;
   std::unique_ptr<StoreWriter> store_;
+  std::unique_ptr<MailboxSource> existing_;  // the PST being merged into, until copied
+  bool backup_ = true;
+  bool replacing_ = false;
   std::vector<std::pair<std::string, messaging::OutMessage>> staged_;
   std::map<std::string, uint32_t> folder_nids_;
   bool broken_ = false;
@@ -161,22 +217,24 @@ class PstSink : public MailboxSink {
 
 }  // namespace
 
-Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, bool compressible) {
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const PstSinkOptions& opts) {
+  // An existing PST (any PST or OST libpff reads, ANSI too) is rewritten
+  // with its content plus the merged messages.
+  std::unique_ptr<MailboxSource> existing;
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && st.st_size > 0)
-    return Status::Unsupported(
-        "'" + path +
-        "' exists: merging into an existing PST is not supported yet (PST writer part 2); "
-        "write to a new file");
+  if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) {
+    MBX_ASSIGN_OR_RETURN(existing, OpenSource(path));
+  }
   const std::string temp = path + ".mbxmerge-tmp";
   StoreWriter::Options options;
-  if (compressible) options.crypt = disk::CryptMethod::kPermute;
+  if (opts.compressible) options.crypt = disk::CryptMethod::kPermute;
   std::string base = fs::Basename(path);
   if (base.size() > 4 && Lower(base.substr(base.size() - 4)) == ".pst")
     base.resize(base.size() - 4);
   options.display_name = base.empty() ? "Personal Folders" : base;
   MBX_ASSIGN_OR_RETURN(auto store, StoreWriter::Create(temp, options));
-  return std::unique_ptr<MailboxSink>(new PstSink(path, temp, std::move(store)));
+  return std::unique_ptr<MailboxSink>(
+      new PstSink(path, temp, std::move(store), std::move(existing), opts.backup));
 }
 
 }  // namespace mbx::pst

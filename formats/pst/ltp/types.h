@@ -38,4 +38,18 @@ struct Column {
   uint16_t type() const { return static_cast<uint16_t>(tag & 0xFFFF); }
 };
 
+// The name of a named property ([MS-PST] 2.4.7): its property set and a
+// numeric id or a string. Ids 0x8000 and up are per-store aliases of names.
+struct PropertyName {
+  std::string guid;  // the property set, 16 bytes as stored
+  bool is_string = false;
+  uint32_t lid = 0;  // numeric name
+  std::string name;  // string name, UTF-8
+  bool operator<(const PropertyName& o) const {
+    if (guid != o.guid) return guid < o.guid;
+    if (is_string != o.is_string) return is_string < o.is_string;
+    return is_string ? name < o.name : lid < o.lid;
+  }
+};
+
 }  // namespace mbx::pst::ltp

@@ -128,18 +128,46 @@ constexpr NamedEntry kNamed[] = {
     {5, 0x8552, ""},
 };
 
-// The name-to-id map's streams and hash buckets ([MS-PST] 2.4.7).
-std::vector<Property> NameToIdMapProps() {
+const std::string kPsMapi("\x28\x03\x02\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46", 16);
+const std::string kPsPublicStrings(
+    "\x29\x03\x02\x00\x00\x00\x00\x00\xC0\x00\x00\x00\x00\x00\x00\x46", 16);
+
+std::vector<ltp::PropertyName> OutlookNamedProperties() {
+  std::vector<ltp::PropertyName> out;
+  for (const auto& e : kNamed) {
+    ltp::PropertyName n;
+    n.guid = e.guid == 2 ? kPsPublicStrings : std::string(kGuids[e.guid - 3], 16);
+    n.is_string = e.name[0] != '\0';
+    n.lid = e.lid;
+    n.name = e.name;
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+// The name-to-id map's streams and hash buckets ([MS-PST] 2.4.7): names[i]
+// is property id 0x8000 + i.
+std::vector<Property> NameToIdMapProps(const std::vector<ltp::PropertyName>& names) {
   constexpr uint32_t kBuckets = 251;
-  std::string guids, entries, strings;
-  for (const char* g : kGuids) guids.append(g, 16);
+  std::vector<std::string> guid_list;
+  std::string entries, strings;
   std::map<uint16_t, std::string> buckets;
-  for (size_t i = 0; i < std::size(kNamed); ++i) {
-    const auto& e = kNamed[i];
-    const bool is_string = e.name[0] != '\0';
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& e = names[i];
+    // wGuid: 1 PS_MAPI, 2 PS_PUBLIC_STRINGS, else 3 + index in the GUID stream.
+    uint16_t guid_index = 0;
+    if (e.guid == kPsMapi) {
+      guid_index = 1;
+    } else if (e.guid == kPsPublicStrings) {
+      guid_index = 2;
+    } else {
+      auto it = std::find(guid_list.begin(), guid_list.end(), e.guid);
+      if (it == guid_list.end()) it = guid_list.insert(guid_list.end(), e.guid);
+      guid_index = static_cast<uint16_t>(3 + (it - guid_list.begin()));
+    }
     uint32_t id = e.lid;
     uint32_t hash = e.lid;
-    if (is_string) {
+    if (e.is_string) {
       const std::string utf16 = disk::Utf8ToUtf16le(e.name);
       id = static_cast<uint32_t>(strings.size());
       hash = disk::Crc(utf16.data(), utf16.size());
@@ -147,7 +175,7 @@ std::vector<Property> NameToIdMapProps() {
       strings += utf16;
       while (strings.size() % 4 != 0) strings.push_back('\0');
     }
-    const uint16_t guid_n = static_cast<uint16_t>((e.guid << 1) | (is_string ? 1 : 0));
+    const uint16_t guid_n = static_cast<uint16_t>((guid_index << 1) | (e.is_string ? 1 : 0));
     auto record = [&](uint32_t first) {
       std::string r = Le32(first);
       r.push_back(static_cast<char>(guid_n & 0xFF));
@@ -159,6 +187,8 @@ std::vector<Property> NameToIdMapProps() {
     entries += record(id);
     buckets[static_cast<uint16_t>(0x1000 + (hash ^ guid_n) % kBuckets)] += record(hash);
   }
+  std::string guids;
+  for (const auto& g : guid_list) guids += g;
   std::vector<Property> props = {Int32Prop(0x0001, kBuckets), BinaryProp(0x0002, guids),
                                  BinaryProp(0x0003, entries), BinaryProp(0x0004, strings)};
   for (auto& [id, bytes] : buckets) props.push_back(BinaryProp(id, bytes));
@@ -190,7 +220,25 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Create(const std::string& path
 }
 
 StoreWriter::StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options)
-    : ndb_(std::move(ndb)), options_(std::move(options)), record_key_(RandomBytes(16)) {}
+    : ndb_(std::move(ndb)),
+      options_(std::move(options)),
+      record_key_(RandomBytes(16)),
+      names_(OutlookNamedProperties()) {
+  for (size_t i = 0; i < names_.size(); ++i)
+    name_ids_[names_[i]] = static_cast<uint16_t>(0x8000 + i);
+}
+
+Result<uint16_t> StoreWriter::NamedPropertyId(const ltp::PropertyName& name) {
+  if (auto it = name_ids_.find(name); it != name_ids_.end()) return it->second;
+  if (name.guid.size() != 16)
+    return Status::InvalidArgument("PST writer: a property set GUID is 16 bytes");
+  if (names_.size() >= 0x7FFF)
+    return Status::Unsupported("PST writer: more than 32,767 named properties");
+  const auto id = static_cast<uint16_t>(0x8000 + names_.size());
+  names_.push_back(name);
+  name_ids_[name] = id;
+  return id;
+}
 
 StoreWriter::~StoreWriter() = default;
 
@@ -351,12 +399,39 @@ Result<uint32_t> StoreWriter::CreateFolder(uint32_t parent, std::string_view nam
   return nid;
 }
 
+// Named values become properties under this store's ids for their names.
+Status StoreWriter::AddNamed(const std::vector<NamedValue>& named, std::vector<Property>* props) {
+  for (const auto& v : named) {
+    MBX_ASSIGN_OR_RETURN(uint16_t id, NamedPropertyId(v.name));
+    props->erase(std::remove_if(props->begin(), props->end(),
+                                [id](const Property& p) { return p.id == id; }),
+                 props->end());
+    props->push_back({id, v.type, v.value});
+  }
+  return Status::Ok();
+}
+
 Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
-  using namespace disk;  // NOLINT
   auto fit = folders_.find(folder);
   if (fit == folders_.end())
     return Status::InvalidArgument("PST writer: no folder to add a message to");
-  const uint32_t nid = ndb_->AllocateNid(kNidTypeNormalMessage);
+  const uint32_t nid = ndb_->AllocateNid(disk::kNidTypeNormalMessage);
+  MBX_ASSIGN_OR_RETURN(WrittenMessage written, WriteMessage(m, 0));
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, written.bid_data, written.bid_sub, folder));
+  const auto* flags = FindProp(m.props, 0x0E07);
+  if (flags == nullptr || flags->value.size() < 4 ||
+      (disk::Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
+    ++fit->second.unread;
+  fit->second.contents.push_back(RowFromProps(nid, schema::ContentsTable(), written.props));
+  return nid;
+}
+
+// A message's node content: its property context, and as subnodes its
+// recipient table, its attachments and their table; an embedded message is
+// a message node of its own below its attachment ([MS-PST] 2.4.6.2).
+Result<StoreWriter::WrittenMessage> StoreWriter::WriteMessage(const OutMessage& m, int depth) {
+  using namespace disk;  // NOLINT
+  if (depth > 32) return Status::InvalidArgument("PST writer: embedded messages nested too deep");
   ltp::NodeBuilder node(*ndb_);
 
   // Recipients: a table subnode of the message.
@@ -381,15 +456,31 @@ Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
     for (const auto& a : m.attachments) {
       const uint32_t anid = ndb_->AllocateNid(kNidTypeAttachment);
       std::vector<Property> props = a.props;
-      props.push_back(BinaryProp(0x3701, a.data));
-      if (FindProp(props, 0x0E20) == nullptr)
-        props.push_back(Int32Prop(0x0E20, static_cast<uint32_t>(a.data.size())));
-      if (FindProp(props, 0x3705) == nullptr)
-        props.push_back(Int32Prop(0x3705, 1));  // ATTACH_BY_VALUE
+      MBX_RETURN_IF_ERROR(AddNamed(a.named, &props));
+      ltp::NodeBuilder att_node(*ndb_);
+      auto set = [&props](Property p) {
+        props.erase(std::remove_if(props.begin(), props.end(),
+                                   [&p](const Property& q) { return q.id == p.id; }),
+                    props.end());
+        props.push_back(std::move(p));
+      };
+      if (a.embedded) {
+        // PidTagAttachDataObject: the embedded message's NID and size.
+        MBX_ASSIGN_OR_RETURN(WrittenMessage inner, WriteMessage(*a.embedded, depth + 1));
+        const uint32_t mnid = ndb_->AllocateNid(kNidTypeNormalMessage);
+        att_node.AddSubnode({mnid, inner.bid_data, inner.bid_sub});
+        set({0x3701, kPtypObject, Le32(mnid) + Le32(static_cast<uint32_t>(inner.size))});
+        set(Int32Prop(0x3705, 5));  // ATTACH_EMBEDDED_MSG
+        set(Int32Prop(0x0E20, static_cast<uint32_t>(inner.size)));
+        attachment_bytes += inner.size;
+      } else {
+        set(BinaryProp(0x3701, a.data));
+        set(Int32Prop(0x0E20, static_cast<uint32_t>(a.data.size())));
+        if (FindProp(props, 0x3705) == nullptr) props.push_back(Int32Prop(0x3705, 1));  // by value
+        attachment_bytes += a.data.size();
+      }
       if (FindProp(props, 0x370B) == nullptr) props.push_back(Int32Prop(0x370B, 0xFFFFFFFF));
       rows.push_back(RowFromProps(anid, schema::AttachmentTable(), props));
-      attachment_bytes += a.data.size();
-      ltp::NodeBuilder att_node(*ndb_);
       MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), att_node));
       MBX_ASSIGN_OR_RETURN(auto bids, att_node.Finish(blocks));
       node.AddSubnode({anid, bids.first, bids.second});
@@ -402,6 +493,7 @@ Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
   }
 
   std::vector<Property> props = m.props;
+  MBX_RETURN_IF_ERROR(AddNamed(m.named, &props));
   const uint64_t now = NowFileTime();
   if (FindProp(props, 0x001A) == nullptr) props.push_back(StringProp(0x001A, "IPM.Note"));
   if (FindProp(props, 0x0E07) == nullptr) props.push_back(Int32Prop(0x0E07, 0));
@@ -420,18 +512,17 @@ Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
   for (const auto& p : props) size += p.value.size() + 8;
   for (const auto& r : m.recipients)
     for (const auto& p : r) size += p.value.size() + 8;
-  props.push_back(Int32Prop(0x0E08, static_cast<uint32_t>(std::min<uint64_t>(size, 0x7FFFFFFF))));
+  size = std::min<uint64_t>(size, 0x7FFFFFFF);
+  props.push_back(Int32Prop(0x0E08, static_cast<uint32_t>(size)));
 
-  Row row = RowFromProps(nid, schema::ContentsTable(), props);
+  WrittenMessage out;
+  out.props = props;
+  out.size = size;
   MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), node));
   MBX_ASSIGN_OR_RETURN(auto bids, node.Finish(blocks));
-  MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, folder));
-  const auto* flags = FindProp(m.props, 0x0E07);
-  if (flags == nullptr || flags->value.size() < 4 ||
-      (Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
-    ++fit->second.unread;
-  fit->second.contents.push_back(std::move(row));
-  return nid;
+  out.bid_data = bids.first;
+  out.bid_sub = bids.second;
+  return out;
 }
 
 Row StoreWriter::HierarchyRow(const Folder& f) const {
@@ -528,7 +619,7 @@ Status StoreWriter::WriteStoreAndMaps() {
   }
   props.push_back(Int32Prop(0x35DF, valid));
   MBX_RETURN_IF_ERROR(WritePc(kNidMessageStore, 0, std::move(props)).status());
-  MBX_RETURN_IF_ERROR(WritePc(kNidNameToIdMap, 0, NameToIdMapProps()).status());
+  MBX_RETURN_IF_ERROR(WritePc(kNidNameToIdMap, 0, NameToIdMapProps(names_)).status());
   // The receive folder table: where mail of any class is delivered.
   Row receive;
   receive.row_id = 1;

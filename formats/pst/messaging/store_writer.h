@@ -21,9 +21,22 @@
 
 namespace mbx::pst::messaging {
 
+struct OutMessage;
+
+// A named property's value: the writer gives the name an id in this store's
+// name-to-id map ([MS-PST] 2.4.7).
+struct NamedValue {
+  ltp::PropertyName name;
+  uint16_t type = 0;
+  std::string value;  // as in ltp::Property
+};
+
 struct OutAttachment {
   std::vector<ltp::Property> props;  // name, MIME type, content id, method...
   std::string data;                  // by-value bytes (PidTagAttachDataBinary)
+  // An embedded message (PidTagAttachMethod 5) instead of `data`.
+  std::shared_ptr<const OutMessage> embedded;
+  std::vector<NamedValue> named;
 };
 
 struct OutMessage {
@@ -34,6 +47,7 @@ struct OutMessage {
   // address, 0x3002 address type, 0x39FE SMTP address...).
   std::vector<std::vector<ltp::Property>> recipients;
   std::vector<OutAttachment> attachments;
+  std::vector<NamedValue> named;
 };
 
 // Folders every store has, by the NIDs Outlook gives them.
@@ -81,7 +95,15 @@ class StoreWriter {
     std::vector<ltp::RowValues> contents;
     uint32_t unread = 0;
   };
+  struct WrittenMessage {
+    uint64_t bid_data = 0, bid_sub = 0;
+    uint64_t size = 0;                 // PidTagMessageSize
+    std::vector<ltp::Property> props;  // as written, for the contents table row
+  };
   StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options);
+  Result<WrittenMessage> WriteMessage(const OutMessage& m, int depth);
+  Result<uint16_t> NamedPropertyId(const ltp::PropertyName& name);
+  Status AddNamed(const std::vector<NamedValue>& named, std::vector<ltp::Property>* props);
   Status WriteSkeleton();
   Result<uint64_t> WriteTable(uint32_t nid, const ltp::TableSchema& schema,
                               const std::vector<ltp::RowValues>& rows);
@@ -94,6 +116,9 @@ class StoreWriter {
   std::unique_ptr<ndb::NdbWriter> ndb_;
   Options options_;
   std::string record_key_;  // the store's provider UID
+  // The name-to-id map: names_[i] is property id 0x8000 + i.
+  std::vector<ltp::PropertyName> names_;
+  std::map<ltp::PropertyName, uint16_t> name_ids_;
   std::map<uint32_t, Folder> folders_;
   std::map<SpecialFolder, uint32_t> special_;
   // Blocks of the empty template tables, shared by every empty table.
