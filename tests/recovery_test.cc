@@ -385,8 +385,8 @@ TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
   r = RunMbxmerge({"export", "--store", store_, "--to", tmp_ / "pst", "--format", "pst",
                    "--mailboxes", tmp_ / "list.txt", "--quiet", "--report", tmp_ / "e2.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const auto& u : nlohmann::json::parse(ReadFileOrDie(tmp_ / "e2.json"))["users"])
-    EXPECT_EQ(u["written"], 0) << u["alias"];
+  auto e2 = nlohmann::json::parse(ReadFileOrDie(tmp_ / "e2.json"));
+  for (const auto& u : e2["users"]) EXPECT_EQ(u["written"], 0) << u["alias"];
   stdfs::remove_all(connected["alice"]);
   for (const char* sub : {"cur", "new", "tmp"})
     stdfs::create_directories(connected["alice"] + "/" + sub);
