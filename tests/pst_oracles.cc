@@ -80,7 +80,6 @@ std::string StripAngles(std::string_view id) {
   return s;
 }
 
-
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));
@@ -232,12 +231,6 @@ int64_t PffTime(const std::string& text) {
 }
 
 // One property of an ItemValues.txt dump: type and raw bytes.
-struct PffValue {
-  uint32_t value_type = 0;
-  std::string bytes;
-};
-using PffSet = std::map<uint32_t, PffValue>;  // property id (Entry type) -> value
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -260,8 +253,9 @@ void AppendHexLine(std::string_view line, std::string* out) {
   }
 }
 
-// ItemValues.txt / RecipientsItemValues.txt: one PffSet per "Set:" index.
-std::vector<PffSet> ParseItemValues(std::string_view text) {
+}  // namespace
+
+std::vector<PffSet> ParsePffItemValues(std::string_view text) {
   std::vector<PffSet> sets;
   std::istringstream in{std::string(text)};
   std::string line;
@@ -288,6 +282,12 @@ std::vector<PffSet> ParseItemValues(std::string_view text) {
       if (sets.size() <= set) sets.resize(set + 1);
       sets[set][entry_type].value_type =
           static_cast<uint32_t>(std::strtoul(vt->c_str(), nullptr, 16));
+    } else if (auto m = field("Maps to entry type:")) {
+      if (sets.size() <= set) sets.resize(set + 1);
+      sets[set][entry_type].maps_to = *m;
+    } else if (auto n = field("Maps to entry:")) {
+      if (sets.size() <= set) sets.resize(set + 1);
+      sets[set][entry_type].maps_to = *n;
     } else if (line == "Value:") {
       if (sets.size() <= set) sets.resize(set + 1);
       value = &sets[set][entry_type];
@@ -295,6 +295,8 @@ std::vector<PffSet> ParseItemValues(std::string_view text) {
   }
   return sets;
 }
+
+namespace {
 
 std::string PffString(const PffSet& set, uint32_t id) {
   auto it = set.find(id);
@@ -403,7 +405,7 @@ OracleMessage ReadPffItem(const stdfs::path& dir, const std::string& kind, int d
   OracleMessage m;
   std::string header_file = kind == "Message" ? "OutlookHeaders.txt" : kind + ".txt";
   auto headers = TabFields(ReadFile(dir / header_file).value_or(""));
-  std::vector<PffSet> values = ParseItemValues(ReadFile(dir / "ItemValues.txt").value_or(""));
+  std::vector<PffSet> values = ParsePffItemValues(ReadFile(dir / "ItemValues.txt").value_or(""));
   PffSet item = values.empty() ? PffSet{} : values[0];
 
   m.message_class = PffString(item, 0x001a);
@@ -427,7 +429,7 @@ OracleMessage ReadPffItem(const stdfs::path& dir, const std::string& kind, int d
 
   // Recipients.txt is libpff's rendering; the SMTP address is only in the dump.
   std::vector<PffSet> rvalues =
-      ParseItemValues(ReadFile(dir / "RecipientsItemValues.txt").value_or(""));
+      ParsePffItemValues(ReadFile(dir / "RecipientsItemValues.txt").value_or(""));
   std::string rtext = ReadFile(dir / "Recipients.txt").value_or("");
   std::vector<std::string> blocks;
   {

@@ -117,6 +117,16 @@ Result<OracleStore> ReadWithOracle(Oracle oracle, const std::string& pst_path);
 
 // The normalization of folder-name components and attachment names (see above).
 std::string OracleFileName(std::string_view name);
+// One property as `pffexport -d` dumps it in ItemValues.txt.
+struct PffValue {
+  uint32_t value_type = 0;
+  std::string bytes;    // "" when the dump has no Value: lines (an empty value)
+  std::string maps_to;  // a named property's name: "0x00008580" or "Keywords"
+};
+using PffSet = std::map<uint32_t, PffValue>;  // property id (Entry type) -> value
+// ItemValues.txt / RecipientsItemValues.txt: one PffSet per "Set:" index.
+std::vector<PffSet> ParsePffItemValues(std::string_view text);
+
 // Lower-case hex SHA-256 of `data` (attachment digests).
 std::string Sha256Hex(std::string_view data);
 

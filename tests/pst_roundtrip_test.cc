@@ -120,34 +120,9 @@ class Model {
 // and attachments have files of their own) as tag -> bytes.
 std::map<uint32_t, std::string> FirstRecordSet(const std::string& text) {
   std::map<uint32_t, std::string> out;
-  std::istringstream in(text);
-  std::string line, value;
-  uint32_t entry = 0, type = 0;
-  bool in_value = false;
-  auto finish = [&] {
-    if (in_value) out[(entry << 16) | type] = value;
-    in_value = false;
-    value.clear();
-  };
-  while (std::getline(in, line)) {
-    if (line.rfind("Entry type:", 0) == 0) {
-      finish();
-      entry = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
-    } else if (line.rfind("Value type:", 0) == 0) {
-      type = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
-      // An empty value has no "Value:" lines at all.
-      if (out.count((entry << 16) | type) == 0) out[(entry << 16) | type] = "";
-    } else if (line.rfind("Value:", 0) == 0) {
-      in_value = true;
-    } else if (in_value && line.rfind("0x", 0) == 0 && line.size() > 12) {
-      std::istringstream hex(line.substr(12, 49));
-      std::string byte;
-      while (hex >> byte) value.push_back(static_cast<char>(std::stoul(byte, nullptr, 16)));
-    } else if (in_value && line.empty()) {
-      finish();
-    }
-  }
-  finish();
+  auto sets = testing::ParsePffItemValues(text);
+  if (!sets.empty())
+    for (const auto& [id, v] : sets[0]) out[(id << 16) | v.value_type] = v.bytes;
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include "formats/pst/check/check.h"
 #include "formats/pst/disk/disk.h"
 #include "formats/pst/messaging/store_writer.h"
+#include "tests/pst_oracles.h"
 #include "tests/test_util.h"
 
 namespace mbx {
@@ -79,55 +80,22 @@ std::map<std::string, std::vector<std::string>> ReadWithReadpst(const std::strin
   return out;
 }
 
-// pffexport -d's ItemValues.txt of one item (its first record set: the
-// item's own properties): tag -> raw value bytes; named properties also by
-// name ("Maps to entry type: 0x8580" or "Maps to entry: Keywords", plus the
-// value type), since their ids differ from store to store.
+// pffexport -d's ItemValues.txt of one item (its first set: the item's own
+// properties): tag -> raw value bytes; named properties also by name ("0x8580
+// type 3", "Keywords type 4127"), since their ids differ from store to store.
 struct ItemValues {
   std::map<uint32_t, std::string> props;
   std::map<std::string, std::string> named;
 };
 ItemValues ParseItemValues(const std::string& text) {
   ItemValues out;
-  std::istringstream in(text);
-  std::string line;
-  uint32_t entry = 0, type = 0;
-  std::string maps_to;
-  bool in_value = false;
-  std::string value;
-  auto finish = [&] {
-    if (in_value && out.props.count((entry << 16) | type) == 0) {
-      out.props[(entry << 16) | type] = value;
-      if (!maps_to.empty()) out.named[maps_to + " type " + std::to_string(type)] = value;
-    }
-    in_value = false;
-    value.clear();
-    maps_to.clear();
-  };
-  while (std::getline(in, line)) {
-    if (line.rfind("Entry type:", 0) == 0) {
-      finish();
-      entry = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
-    } else if (line.rfind("Value type:", 0) == 0) {
-      type = static_cast<uint32_t>(std::stoul(line.substr(line.find("0x")), nullptr, 16));
-    } else if (line.rfind("Maps to entry", 0) == 0) {
-      maps_to = line.substr(line.find(':') + 1);
-      maps_to.erase(0, maps_to.find_first_not_of(" \t"));
-    } else if (line.rfind("Value:", 0) == 0) {
-      in_value = true;
-    } else if (in_value && line.rfind("0x", 0) == 0 && line.size() > 12) {
-      // "0x00000000: 49 00 50 00 ...   I.P.M..." : 16 bytes of hex at most.
-      std::istringstream hex(line.substr(12, 49));
-      std::string byte;
-      while (hex >> byte) value.push_back(static_cast<char>(std::stoul(byte, nullptr, 16)));
-    } else if (in_value && line.empty()) {
-      finish();
-    } else if (line.rfind("Record set:", 0) == 0 && !out.props.empty()) {
-      finish();
-      break;
-    }
+  auto sets = testing::ParsePffItemValues(text);
+  if (sets.empty()) return out;
+  for (const auto& [id, v] : sets[0]) {
+    out.props[(id << 16) | v.value_type] = v.bytes;
+    if (!v.maps_to.empty())
+      out.named[v.maps_to + " type " + std::to_string(v.value_type)] = v.bytes;
   }
-  finish();
   return out;
 }
 
