@@ -18,6 +18,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "formats/pst/check/check.h"
 #include "tests/test_util.h"
 
 namespace mbx::testing {
@@ -1044,6 +1045,14 @@ std::string Sha256Hex(std::string_view data) {
     out.push_back(kHex[digest[i] & 15]);
   }
   return out;
+}
+
+std::string PstCheckViolations(const std::string& path) {
+  auto report = pst::check::CheckPst(path);
+  if (!report.ok()) return "cannot check " + path + ": " + report.status().ToString();
+  std::string all;
+  for (const auto& v : report->violations) all += v.location + ": " + v.message + "\n";
+  return all;
 }
 
 }  // namespace mbx::testing

@@ -127,6 +127,11 @@ using PffSet = std::map<uint32_t, PffValue>;  // property id (Entry type) -> val
 // ItemValues.txt / RecipientsItemValues.txt: one PffSet per "Set:" index.
 std::vector<PffSet> ParsePffItemValues(std::string_view text);
 
+// What `mbxmerge check` (pst::check::CheckPst) finds in a PST, one line per
+// violation ("location: message"), or the error when the file cannot be
+// checked; "" when the file is clean.
+std::string PstCheckViolations(const std::string& path);
+
 // Lower-case hex SHA-256 of `data` (attachment digests).
 std::string Sha256Hex(std::string_view data);
 

@@ -7,7 +7,6 @@
 
 #include <filesystem>
 
-#include "formats/pst/check/check.h"
 #include "formats/pst/messaging/store_writer.h"
 #include "tests/pst_oracles.h"
 #include "tests/test_util.h"
@@ -201,10 +200,7 @@ TEST_P(PstReadersTest, WrittenPstAgreesWithTheSource) {
   auto r = RunMbxmerge({"merge", "--from", "eml:" + (dir / "src"), "--into", dir / "out.pst"});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
 
-  auto check = pst::check::CheckPst(dir / "out.pst");
-  ASSERT_TRUE(check.ok()) << check.status().ToString();
-  EXPECT_TRUE(check->violations.empty())
-      << check->violations.front().location << ": " << check->violations.front().message;
+  EXPECT_EQ(testing::PstCheckViolations(dir / "out.pst"), "");
   auto got = testing::ReadWithOracle(oracle, dir / "out.pst");
   ASSERT_TRUE(got.ok()) << testing::OracleName(oracle) << ": " << got.status().ToString();
   CompareOptions opt;
@@ -329,10 +325,7 @@ TEST_P(PstReadersTest, LargeTablesAndDeepTrees) {
     }
     ASSERT_TRUE((*w)->Finish().ok());
   }
-  auto check = pst::check::CheckPst(dir / "big.pst");
-  ASSERT_TRUE(check.ok()) << check.status().ToString();
-  EXPECT_TRUE(check->violations.empty())
-      << check->violations.front().location << ": " << check->violations.front().message;
+  EXPECT_EQ(testing::PstCheckViolations(dir / "big.pst"), "");
   auto got = testing::ReadWithOracle(oracle, dir / "big.pst");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   CompareOptions opt;
@@ -415,10 +408,7 @@ TEST_P(PstReadersTest, BlockAndHeapLimits) {
     want["Limits"].messages.push_back(e);
     ASSERT_TRUE((*w)->Finish().ok());
   }
-  auto check = pst::check::CheckPst(dir / "limits.pst");
-  ASSERT_TRUE(check.ok()) << check.status().ToString();
-  EXPECT_TRUE(check->violations.empty())
-      << check->violations.front().location << ": " << check->violations.front().message;
+  EXPECT_EQ(testing::PstCheckViolations(dir / "limits.pst"), "");
   auto got = testing::ReadWithOracle(oracle, dir / "limits.pst");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   CompareOptions opt;

@@ -30,11 +30,7 @@ using testing::TempDir;
 
 // Every file the writer produces must pass the strict checker.
 void ExpectCheckClean(const std::string& path) {
-  auto report = pst::check::CheckPst(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  std::string all;
-  for (const auto& v : report->violations) all += v.location + ": " + v.message + "\n";
-  EXPECT_TRUE(report->violations.empty()) << path << ":\n" << all;
+  EXPECT_EQ(testing::PstCheckViolations(path), "") << path;
 }
 
 OutMessage SimpleMessage(const std::string& subject, const std::string& body) {
