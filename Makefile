@@ -9,7 +9,8 @@ DEPS := build-essential cmake ninja-build pkg-config git \
   libboost-iostreams-dev libzstd-dev libssl-dev \
   libgmime-3.0-dev libcli11-dev nlohmann-json3-dev libspdlog-dev \
   libpff-dev libbfio-dev \
-  pff-tools pst-utils procmail mblaze dovecot-core
+  pff-tools pst-utils procmail mblaze dovecot-core \
+  python3-icalendar python3-vobject
 
 .PHONY: all deps build demo test test-release test-asan test-tsan bench clean
 

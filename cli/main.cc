@@ -81,6 +81,7 @@ struct MergeArgs {
   bool no_hardlinks = false;
   std::string pst_encoding = "none";
   bool no_backup = false;
+  bool associated = false, recover_deleted = false;  // PST sources; merge only
   size_t batch = 1000;
   std::string report, log_file, log_level = "info";
   bool quiet = false;
@@ -125,15 +126,18 @@ int BuildMergeOptions(const MergeArgs& a, mbx::MergeOptions& opt) {
     opt.mode = mbx::MergeMode::kArchive;
     if (a.dedupe == "none") return Fail(kExitUsage, "--mode archive needs dedupe (not --dedupe none)");
   } else if (a.mode == "replace" || a.mode == "replace-newer") {
-    return Fail(kExitUsage, "--mode " + a.mode + " is not implemented yet (merge, copy or archive)");
+    opt.mode = a.mode == "replace" ? mbx::MergeMode::kReplace : mbx::MergeMode::kReplaceNewer;
+    if (a.dedupe == "none") return Fail(kExitUsage, "--mode " + a.mode + " needs dedupe (not --dedupe none)");
   } else {
-    return Fail(kExitUsage, "--mode must be merge, copy or archive, not '" + a.mode + "'");
+    return Fail(kExitUsage,
+                "--mode must be merge, copy, archive, replace or replace-newer, not '" + a.mode + "'");
   }
   if (a.dedupe == "auto") opt.dedupe = mbx::DedupeRule::kAuto;
   else if (a.dedupe == "content") opt.dedupe = mbx::DedupeRule::kContent;
   else if (a.dedupe == "message-id") opt.dedupe = mbx::DedupeRule::kMessageId;
+  else if (a.dedupe == "search-key") opt.dedupe = mbx::DedupeRule::kSearchKey;
   else if (a.dedupe == "none") opt.dedupe = mbx::DedupeRule::kNone;
-  else return Fail(kExitUsage, "--dedupe must be auto, content, message-id or none, not '" + a.dedupe + "'");
+  else return Fail(kExitUsage, "--dedupe must be auto, content, message-id, search-key or none, not '" + a.dedupe + "'");
   if (a.dedupe_scope == "folder") opt.scope = mbx::DedupeScope::kFolder;
   else if (a.dedupe_scope == "mailbox") opt.scope = mbx::DedupeScope::kMailbox;
   else return Fail(kExitUsage, "--dedupe-scope must be folder or mailbox, not '" + a.dedupe_scope + "'");
@@ -187,13 +191,12 @@ int RunMergeCommand(const MergeArgs& a) {
   for (const auto& spec : a.from) {
     auto loc = mbx::ParseLocation(spec, /*for_target=*/false);
     if (!loc.ok()) return Fail(kExitUsage, "--from " + spec + ": " + loc.status().message());
-    auto src = mbx::OpenSource(*loc);
+    auto src = mbx::OpenSource(*loc, mbx::SourceOptions{a.associated, a.recover_deleted});
     if (!src.ok()) return Fail(kExitUsage,
                                "--from " + spec + ": " + src.status().message());
-    if (opt.mode == mbx::MergeMode::kArchive && loc->kind != mbx::FormatKind::kMaildir &&
-        loc->kind != mbx::FormatKind::kEml) {
+    if (opt.mode == mbx::MergeMode::kArchive && !(*src)->CanRemoveMessages()) {
       return Fail(kExitUsage, "--mode archive: --from " + spec + " is " + std::string(mbx::FormatName(loc->kind)) +
-                                  "; archive mode removes single messages from Maildir and EML sources only so far");
+                                  ", which cannot have messages removed (a read-only format or location)");
     }
     locs.push_back(*loc);
     sources.push_back(std::move(src).value());
@@ -202,6 +205,13 @@ int RunMergeCommand(const MergeArgs& a) {
   // Target.
   auto target = mbx::ParseLocation(a.into, /*for_target=*/true);
   if (!target.ok()) return Fail(kExitUsage, "--into " + a.into + ": " + target.status().message());
+  // FAI items are folder settings (views, rules, forms), not mail: a MIME
+  // mailbox has no place for them, and writing them as messages would show
+  // them to the user.
+  if (a.associated && target->kind != mbx::FormatKind::kPst) {
+    return Fail(kExitUsage, "--associated: --into " + a.into + " is " + std::string(mbx::FormatName(target->kind)) +
+                                ", which has no place for associated (FAI) contents; only a PST target takes them");
+  }
   for (const auto& l : locs) {
     char a_real[PATH_MAX], b_real[PATH_MAX];
     if (target->exists && ::realpath(l.path.c_str(), a_real) && ::realpath(target->path.c_str(), b_real) &&
@@ -240,6 +250,11 @@ int RunMergeCommand(const MergeArgs& a) {
     auto s = mbx::OpenSink(*target, sopt);
     if (!s.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + s.status().message());
     sink = std::move(s).value();
+    if ((opt.mode == mbx::MergeMode::kReplace || opt.mode == mbx::MergeMode::kReplaceNewer) &&
+        !sink->CanReplace()) {
+      return Fail(kExitUsage, "--mode " + a.mode + ": --into " + a.into + " is " +
+                                  std::string(mbx::FormatName(target->kind)) + ", which cannot replace messages");
+    }
   }
 
   bool show_progress = !a.quiet && ::isatty(2);
@@ -247,7 +262,7 @@ int RunMergeCommand(const MergeArgs& a) {
   if (show_progress) {
     // ListFolders may have advanced the sources: reopen them.
     for (size_t i = 0; i < locs.size(); ++i) {
-      auto src = mbx::OpenSource(locs[i]);
+      auto src = mbx::OpenSource(locs[i], mbx::SourceOptions{a.associated, a.recover_deleted});
       if (!src.ok()) return Fail(kExitUsage, "--from " + a.from[i] + ": " + src.status().message());
       sources[i] = std::move(src).value();
     }
@@ -475,14 +490,14 @@ int RunTransferCommand(const StoreArgs& sa, const MergeArgs& ma, const std::stri
 }
 
 // The flags of every command that merges (merge, recover, import).
-void AddMergeFlags(CLI::App* cmd, MergeArgs& m, bool with_mode) {
-  if (with_mode) {
-    cmd->add_option("--mode", m.mode,
-                    "merge: skip duplicates (default); copy: write everything; archive: merge, then remove from "
-                    "the source what is durably in the target (Maildir and EML sources)")
-        ->capture_default_str();
-  }
-  cmd->add_option("--dedupe", m.dedupe, "auto | content | message-id (lossy) | none; see README 'Duplicates'")
+void AddMergeFlags(CLI::App* cmd, MergeArgs& m) {
+  cmd->add_option("--mode", m.mode,
+                  "ExMerge's import methods. merge: skip duplicates (default); copy: write everything;\n"
+                  "archive: merge, then remove from the source what is durably in the target (an mbox or\n"
+                  "PST source is rewritten without it, atomically); replace: a duplicate takes the place of\n"
+                  "the target's copy; replace-newer: only when the source's copy was modified later")
+      ->capture_default_str();
+  cmd->add_option("--dedupe", m.dedupe, "auto | content | message-id (lossy) | search-key (MAPI PR_SEARCH_KEY, as ExMerge) | none;\nsee README 'Duplicates'")
       ->capture_default_str();
   cmd->add_option("--dedupe-scope", m.dedupe_scope,
                   "folder: a duplicate must be in the mapped target folder; mailbox: anywhere")
@@ -537,7 +552,13 @@ int main(int argc, char** argv) {
   auto* merge = app.add_subcommand("merge", "Merge messages from sources into a target mailbox");
   merge->add_option("--from", m.from, "Source mailbox (repeatable)")->required();
   merge->add_option("--into", m.into, "Target mailbox; created if it does not exist")->required();
-  AddMergeFlags(merge, m, /*with_mode=*/true);
+  AddMergeFlags(merge, m);
+  merge->add_flag("--associated", m.associated,
+                  "PST/OST sources: also carry each folder's associated (FAI) contents (views, rules, forms); "
+                  "the target must be a PST");
+  merge->add_flag("--recover-deleted", m.recover_deleted,
+                  "PST/OST sources: also carry the deleted and orphan messages libpff can recover, into a "
+                  "'Recovered Items' folder");
   merge->footer(
       "Selection: (date range) AND (any --subject) AND (any --attachment) AND (folder filters).\n"
       "Exit status: 0 all done; 1 some messages could not be carried (see the summary, --log, --report);\n"
@@ -579,7 +600,7 @@ int main(int argc, char** argv) {
   MergeArgs rec_merge;
   auto* recover = app.add_subcommand("recover", "Merge each blank-connected user's blank mailbox into its original one");
   AddStoreFlags(recover, rec_store);
-  AddMergeFlags(recover, rec_merge, /*with_mode=*/false);
+  AddMergeFlags(recover, rec_merge);
   recover->footer(
       "For every selected blank-connected user: merge the blank mailbox into the original (dedupe on), append the\n"
       "user's change to STORE/reconnect.ldif, move the blank mailbox to STORE/retired/. Journaled in STORE/.mbxmerge/:\n"
@@ -593,7 +614,7 @@ int main(int argc, char** argv) {
   exp->add_option("--to", exp_dir, "Directory for the export files (created if missing)")->required();
   exp->add_option("--format", exp_format, "mbxz (zstd bundle) | mbox | maildir | pst (needs the PST writer)")
       ->capture_default_str();
-  AddMergeFlags(exp, exp_merge, /*with_mode=*/false);
+  AddMergeFlags(exp, exp_merge);
 
   StoreArgs imp_store;
   MergeArgs imp_merge;
@@ -602,7 +623,7 @@ int main(int argc, char** argv) {
   AddStoreFlags(imp, imp_store);
   imp->add_option("--from", imp_dir, "Directory of export files named by alias (.mbxz, .pst, .mbox, or a Maildir)")
       ->required();
-  AddMergeFlags(imp, imp_merge, /*with_mode=*/false);
+  AddMergeFlags(imp, imp_merge);
 
   try {
     app.parse(argc, argv);

@@ -18,15 +18,17 @@ void DedupeIndex::AddExisting(uint32_t scope, const HeaderKey& key, uint64_t loc
   it->second = static_cast<uint32_t>(entries_.size() - 1);
 }
 
-void DedupeIndex::AddExistingDigest(uint32_t scope, const HeaderKey& key, const Digest& digest) {
+void DedupeIndex::AddExistingDigest(uint32_t scope, const HeaderKey& key, const Digest& digest,
+                                    uint64_t locator) {
   uint64_t slot = Slot(scope, key);
   auto [it, inserted] = heads_.try_emplace(slot, kNone);
-  entries_.push_back(Entry{digest, 0, it->second, true});
+  entries_.push_back(Entry{digest, locator, it->second, true});
   it->second = static_cast<uint32_t>(entries_.size() - 1);
 }
 
 Result<bool> DedupeIndex::CheckAndInsert(uint32_t scope, const HeaderKey& key, const Digest& digest,
-                                         const Loader& load) {
+                                         const Loader& load, uint64_t* match) {
+  last_match_ = kNone;
   uint64_t slot = Slot(scope, key);
   auto [it, inserted] = heads_.try_emplace(slot, kNone);
   for (uint32_t i = it->second; i != kNone; i = entries_[i].next) {
@@ -37,12 +39,20 @@ Result<bool> DedupeIndex::CheckAndInsert(uint32_t scope, const HeaderKey& key, c
       e.has_digest = true;
       ++digests_loaded_;
     }
-    if (e.digest == digest) return true;
+    if (e.digest == digest) {
+      last_match_ = i;
+      if (match) *match = e.locator;
+      return true;
+    }
   }
-  entries_.push_back(Entry{digest, 0, it->second, true});
+  entries_.push_back(Entry{digest, kWrittenThisRun, it->second, true});
   it->second = static_cast<uint32_t>(entries_.size() - 1);
   pending_.push_back(slot);
   return false;
+}
+
+void DedupeIndex::MarkLastMatchReplaced() {
+  if (last_match_ != kNone) entries_[last_match_].locator = kWrittenThisRun;
 }
 
 void DedupeIndex::UndoLast() {

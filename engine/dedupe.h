@@ -28,13 +28,23 @@ class DedupeIndex {
   void AddExisting(uint32_t scope, const HeaderKey& key, uint64_t locator);
 
   // A message already in the target whose digest is known.
-  void AddExistingDigest(uint32_t scope, const HeaderKey& key, const Digest& digest);
+  void AddExistingDigest(uint32_t scope, const HeaderKey& key, const Digest& digest,
+                         uint64_t locator);
 
-  // True when an equal message is already in `scope`; otherwise records this
-  // one (as written by this run) and returns false. `load` reads an existing
-  // target message for its digest when its header key collides.
+  // What CheckAndInsert() found equal: a target message's locator, or
+  // kWrittenThisRun for a message this run wrote (or already replaced).
+  static constexpr uint64_t kWrittenThisRun = UINT64_MAX;
+
+  // True when an equal message is already in `scope` (then `*match`, if
+  // given, says which); otherwise records this one (as written by this run)
+  // and returns false. `load` reads an existing target message for its
+  // digest when its header key collides.
   Result<bool> CheckAndInsert(uint32_t scope, const HeaderKey& key, const Digest& digest,
-                              const Loader& load);
+                              const Loader& load, uint64_t* match = nullptr);
+
+  // --mode replace: the target message that the last CheckAndInsert() matched
+  // is being replaced, so later equals count as written by this run.
+  void MarkLastMatchReplaced();
 
   // Forgets entries inserted since the last Commit() (their write was rolled back).
   void Rollback();
@@ -60,6 +70,7 @@ class DedupeIndex {
   std::vector<Entry> entries_;
   std::vector<uint64_t> pending_;  // slots whose head was added since Commit()
   size_t digests_loaded_ = 0;
+  uint32_t last_match_ = kNone;
 };
 
 }  // namespace mbx

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 #include <strings.h>
 
+#include <cctype>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -84,6 +85,33 @@ std::optional<std::string> MessageIdKey(std::string_view headers) {
   return "mid:" + id;
 }
 
+// "sk:<hex>" when the message carries a MAPI search key (PR_SEARCH_KEY, shown
+// by our PST reader as X-Mbxmerge-Search-Key): the search-key rule's key.
+std::optional<std::string> SearchKeyKey(std::string_view headers) {
+  auto v = mime::FindField(headers, kSearchKeyHeader);
+  if (!v) return std::nullopt;
+  std::string hex;
+  for (char c : mime::Unfold(*v)) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) hex += static_cast<char>(std::tolower(c));
+  }
+  if (hex.empty()) return std::nullopt;
+  return "sk:" + hex;
+}
+
+// The key that alone decides identity under `rule`, when the message has one.
+std::optional<std::string> IdentityKey(std::string_view headers, DedupeRule rule) {
+  if (rule == DedupeRule::kMessageId) return MessageIdKey(headers);
+  if (rule == DedupeRule::kSearchKey) return SearchKeyKey(headers);
+  return std::nullopt;
+}
+
+// The canonical form used without an identity key: message-id falls back to
+// content (its Message-ID is missing anyway), search-key to auto.
+DedupeRule Fallback(DedupeRule rule) {
+  return rule == DedupeRule::kAuto || rule == DedupeRule::kSearchKey ? DedupeRule::kAuto
+                                                                      : DedupeRule::kContent;
+}
+
 // The body without trailing blank lines and white space: mbox storage adds a
 // newline, other formats do not.
 std::string_view TrimBodyEnd(std::string_view body) {
@@ -144,10 +172,10 @@ std::string ToHex(const uint8_t* data, size_t n) {
 HeaderKey ComputeHeaderKey(std::string_view message, DedupeRule rule) {
   std::string_view headers = mime::HeaderBlock(message);
   std::string text;
-  auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt;
+  auto mid = IdentityKey(headers, rule);
   if (mid) {
     text = *mid;
-  } else if (rule == DedupeRule::kAuto) {
+  } else if (Fallback(rule) == DedupeRule::kAuto) {
     text = "auto\n";
     AppendFields(headers, kAutoKeyFields, &text);
   } else {
@@ -166,12 +194,11 @@ Digest ComputeDigest(std::string_view message, DedupeRule rule) {
   size_t body_at = mime::BodyOffset(message);
   std::string_view headers = mime::HeaderBlock(message);
   Sha256 h;
-  if (auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt) {
+  if (auto mid = IdentityKey(headers, rule)) {
     h.Update(*mid);
     return h.Final();
   }
-  DedupeRule canon = rule == DedupeRule::kAuto ? DedupeRule::kAuto : DedupeRule::kContent;
-  h.Update(CanonicalHeaders(headers, canon));
+  h.Update(CanonicalHeaders(headers, Fallback(rule)));
   h.Update("\n");
   HashBody(message.substr(body_at), &h);
   return h.Final();
@@ -180,8 +207,8 @@ Digest ComputeDigest(std::string_view message, DedupeRule rule) {
 std::string CanonicalForm(std::string_view message, DedupeRule rule) {
   size_t body_at = mime::BodyOffset(message);
   std::string_view headers = mime::HeaderBlock(message);
-  if (auto mid = rule == DedupeRule::kMessageId ? MessageIdKey(headers) : std::nullopt) return *mid;
-  std::string out = CanonicalHeaders(headers, rule == DedupeRule::kAuto ? rule : DedupeRule::kContent);
+  if (auto mid = IdentityKey(headers, rule)) return *mid;
+  std::string out = CanonicalHeaders(headers, Fallback(rule));
   out += '\n';
   std::string_view body = TrimBodyEnd(message.substr(body_at));
   size_t end = body.size();

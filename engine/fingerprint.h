@@ -17,8 +17,13 @@ enum class DedupeRule {
   kAuto,       // canonical identity headers incl. Message-ID + normalized body
   kContent,    // the same without Message-ID
   kMessageId,  // Message-ID alone (lossy; messages without one fall back to kContent)
+  kSearchKey,  // MAPI PR_SEARCH_KEY alone, as ExMerge matched (messages without one: kAuto)
   kNone,       // no dedupe
 };
+
+// The header in which a message converted from MAPI carries its PR_SEARCH_KEY
+// (hex), so that the search-key rule works across formats.
+inline constexpr std::string_view kSearchKeyHeader = "X-Mbxmerge-Search-Key";
 
 using HeaderKey = std::array<uint8_t, 16>;
 using Digest = std::array<uint8_t, 32>;

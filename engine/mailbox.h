@@ -48,6 +48,20 @@ class MailboxSource {
   // the run goes on; a non-OK Result means the source is unusable from here on.
   virtual Result<bool> Next(Message* out) = 0;
 
+  // --mode archive for whole-file sources (an mbox, a PST), which cannot
+  // unlink one message the way Maildir and EML sources do (backing_file):
+  // rewrites the source atomically without the messages whose
+  // Message::source_token is in `tokens`. Called only after the target is
+  // durable. A message that changed since Next() returned it is kept and
+  // reported through `kept`, never removed blindly.
+  virtual bool CanRemoveMessages() const { return false; }
+  virtual Status RemoveMessages(const std::vector<uint64_t>& tokens,
+                                const std::function<void(uint64_t token, std::string why)>& kept) {
+    (void)tokens;
+    (void)kept;
+    return Status::Unsupported(Describe() + " cannot remove single messages");
+  }
+
  protected:
   bool WantFolder(std::string_view path) const { return !folder_filter_ || folder_filter_(path); }
 
@@ -100,6 +114,27 @@ class MailboxSink {
 
   // Flushes and releases locks. Idempotent.
   virtual Status Close() = 0;
+
+  // --mode replace and replace-newer: true when the sink can put a message in
+  // the place of an existing one.
+  virtual bool CanReplace() const { return false; }
+
+  // Stages `msg` as Stage() does and removes the existing message `existing`
+  // (a ScanExisting() locator) once `msg` is durable: after the next good
+  // Flush() exactly one of the two is in the mailbox, even across a crash.
+  virtual Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) {
+    (void)msg;
+    (void)folder;
+    (void)existing;
+    return Status::Unsupported(Describe() + " cannot replace messages");
+  }
+
+  // When the existing message was last modified, for --mode replace-newer
+  // (0 = unknown, and then it is never replaced).
+  virtual UnixTime ExistingModified(uint64_t existing) {
+    (void)existing;
+    return 0;
+  }
 };
 
 }  // namespace mbx

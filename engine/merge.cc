@@ -28,6 +28,10 @@ std::string_view ToString(MergeMode m) {
       return "copy";
     case MergeMode::kArchive:
       return "archive";
+    case MergeMode::kReplace:
+      return "replace";
+    case MergeMode::kReplaceNewer:
+      return "replace-newer";
   }
   return "?";
 }
@@ -40,6 +44,8 @@ std::string_view ToString(DedupeRule r) {
       return "content";
     case DedupeRule::kMessageId:
       return "message-id";
+    case DedupeRule::kSearchKey:
+      return "search-key";
     case DedupeRule::kNone:
       return "none";
   }
@@ -243,6 +249,7 @@ class Pipeline {
   void CommitLoop();
   void Commit(std::unique_ptr<Work> w);
   bool FlushBatch();
+  bool ReplacesTargetCopy(const Message& m, uint64_t existing);
   // Called by the reader and the committer.
   void Fail(const std::string& origin, const std::string& reason) {
     std::lock_guard lock(failures_mu_);
@@ -267,18 +274,25 @@ class Pipeline {
   std::mutex failures_mu_;
 
   // Committer state: staged but not yet durable.
-  struct Staged {
-    FolderCounts* counts;
-    std::string origin;
-    size_t bytes;
-    std::string backing_file;  // archive mode: the source file to remove once durable
-  };
-  // Archive mode: source files whose message is durably in the target.
+  // Archive mode: a source message that is durably in the target, removed
+  // by unlinking its file or through its source's RemoveMessages().
   struct Archivable {
     FolderCounts* counts;
     std::string origin;
     std::string file;
+    size_t source = 0;
+    uint64_t token = 0;
   };
+  struct Staged {
+    FolderCounts* counts;
+    std::string origin;
+    size_t bytes;
+    Archivable archive;  // archive mode: how to remove it from its source once durable
+    bool replacing = false;
+  };
+  Archivable ArchiveHandle(const Work& w, FolderCounts* c) const {
+    return {c, w.msg.origin, w.msg.backing_file, w.source, w.msg.source_token};
+  }
   std::vector<Archivable> archivable_;
   std::vector<Archivable> pending_dup_archive_;  // duplicates seen since the last good Flush()
   void ArchiveSources();
@@ -301,7 +315,7 @@ Status Pipeline::ScanTarget() {
     uint32_t scope = folders_.Scope(m.folder);
     HeaderKey key = ComputeHeaderKey(m.head, opt_.dedupe);
     if (m.head_is_complete) {
-      index_.AddExistingDigest(scope, key, ComputeDigest(m.head, opt_.dedupe));
+      index_.AddExistingDigest(scope, key, ComputeDigest(m.head, opt_.dedupe), m.locator);
     } else {
       index_.AddExisting(scope, key, m.locator);
     }
@@ -369,9 +383,9 @@ bool Pipeline::FlushBatch() {
     index_.Commit();
     for (auto& st : staged_) {
       st.counts->written++;
+      if (st.replacing) st.counts->replaced++;
       st.counts->bytes_written += st.bytes;
-      if (opt_.mode == MergeMode::kArchive)
-        archivable_.push_back({st.counts, st.origin, std::move(st.backing_file)});
+      if (opt_.mode == MergeMode::kArchive) archivable_.push_back(std::move(st.archive));
     }
   }
   staged_.clear();
@@ -396,32 +410,47 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
   }
   c.selected++;
   bool deduping = opt_.mode != MergeMode::kCopy && opt_.dedupe != DedupeRule::kNone;
+  bool replacing = false;
+  uint64_t match = DedupeIndex::kWrittenThisRun;
   if (deduping) {
-    auto dup = index_.CheckAndInsert(folders_.Scope(target), w->key, w->digest,
-                                     [this](uint64_t loc) { return sink_->ReadExisting(loc); });
+    auto dup = index_.CheckAndInsert(
+        folders_.Scope(target), w->key, w->digest,
+        [this](uint64_t loc) { return sink_->ReadExisting(loc); }, &match);
     if (!dup.ok()) {
       // Cannot tell: write it rather than risk losing it.
       Fail(m.origin, "warning: could not compare with the target (" + dup.status().ToString() +
                          "); written anyway");
     } else if (*dup) {
-      c.duplicates++;
-      // Its equal is durably in the target already (or will be with this batch).
-      if (opt_.mode == MergeMode::kArchive)
-        pending_dup_archive_.push_back({&c, m.origin, m.backing_file});
-      return;
+      replacing = match != DedupeIndex::kWrittenThisRun && ReplacesTargetCopy(m, match);
+      if (!replacing) {
+        c.duplicates++;
+        // Its equal is durably in the target already (or will be with this batch).
+        if (opt_.mode == MergeMode::kArchive) pending_dup_archive_.push_back(ArchiveHandle(*w, &c));
+        return;
+      }
     }
   }
-  Status s = sink_->Stage(m, target);
+  Status s = replacing ? sink_->StageReplacing(m, target, match) : sink_->Stage(m, target);
   if (!s.ok()) {
-    if (deduping) index_.UndoLast();
+    if (deduping && !replacing) index_.UndoLast();
     c.failed++;
     Fail(m.origin, s.ToString());
     return;
   }
-  staged_.push_back(
-      Staged{&c, m.origin, m.ByteSize(), opt_.mode == MergeMode::kArchive ? m.backing_file : ""});
+  if (replacing) index_.MarkLastMatchReplaced();
+  staged_.push_back(Staged{&c, m.origin, m.ByteSize(),
+                           opt_.mode == MergeMode::kArchive ? ArchiveHandle(*w, &c) : Archivable{},
+                           replacing});
   staged_bytes_ += m.ByteSize();
   if (staged_.size() >= opt_.batch_messages || staged_bytes_ >= opt_.batch_bytes) FlushBatch();
+}
+
+bool Pipeline::ReplacesTargetCopy(const Message& m, uint64_t existing) {
+  if (opt_.mode == MergeMode::kReplace) return true;
+  if (opt_.mode != MergeMode::kReplaceNewer) return false;
+  // Unknown times never replace: keeping the target's copy loses nothing.
+  UnixTime target_time = sink_->ExistingModified(existing);
+  return m.container_modified != 0 && target_time != 0 && m.container_modified > target_time;
 }
 
 void Pipeline::CommitLoop() {
@@ -440,9 +469,15 @@ void Pipeline::CommitLoop() {
 
 void Pipeline::ArchiveSources() {
   std::set<std::string> dirs;
+  // Whole-file sources: their messages by token, removed in one rewrite each.
+  std::map<size_t, std::map<uint64_t, const Archivable*>> by_source;
   for (const auto& a : archivable_) {
     if (a.file.empty()) {
-      Fail(a.origin, "archive: kept in the source (this source cannot remove single messages)");
+      if (sources_[a.source]->CanRemoveMessages()) {
+        by_source[a.source].emplace(a.token, &a);
+      } else {
+        Fail(a.origin, "archive: kept in the source (this source cannot remove single messages)");
+      }
       continue;
     }
     if (::unlink(a.file.c_str()) != 0 && errno != ENOENT) {
@@ -455,6 +490,26 @@ void Pipeline::ArchiveSources() {
   for (const auto& d : dirs) {
     Status s = fs::FsyncDir(d);
     if (!s.ok()) Fail(d, "archive: " + s.ToString());
+  }
+  for (auto& [source, messages] : by_source) {
+    std::vector<uint64_t> tokens;
+    tokens.reserve(messages.size());
+    for (const auto& [token, _] : messages) tokens.push_back(token);
+    std::set<uint64_t> kept;
+    Status s = sources_[source]->RemoveMessages(tokens, [&](uint64_t token, std::string why) {
+      auto it = messages.find(token);
+      Fail(it == messages.end() ? sources_[source]->Describe() : it->second->origin,
+           "archive: kept in the source: " + why);
+      kept.insert(token);
+    });
+    if (!s.ok()) {
+      // Nothing was removed from this source; everything stays where it was.
+      Fail(sources_[source]->Describe(), "archive: the source was left as it was: " + s.ToString());
+      continue;
+    }
+    for (const auto& [token, a] : messages) {
+      if (!kept.count(token)) a->counts->archived++;
+    }
   }
   archivable_.clear();
 }
@@ -469,6 +524,19 @@ RunReport Pipeline::Run() {
   report_.single_folder_target = sink_->SingleFolder();
   report_.jobs = opt_.jobs;
   for (auto* s : sources_) report_.sources.push_back(SourceReport{s->Describe(), {}, {}});
+
+  // Refuse up front what the formats cannot do, before anything is written.
+  bool replace = opt_.mode == MergeMode::kReplace || opt_.mode == MergeMode::kReplaceNewer;
+  if (replace && !opt_.dry_run && !sink_->CanReplace()) {
+    report_.fatal =
+        "--mode " + report_.mode + ": " + sink_->Describe() + " cannot replace messages";
+  }
+  for (auto* s : sources_) {
+    if (opt_.mode == MergeMode::kArchive && !s->CanRemoveMessages()) {
+      report_.fatal = "--mode archive: " + s->Describe() + " cannot have messages removed";
+    }
+  }
+  if (!report_.fatal.empty()) return std::move(report_);
 
   Status scan = ScanTarget();
   if (!scan.ok()) {

@@ -22,9 +22,11 @@
 namespace mbx {
 
 enum class MergeMode {
-  kMerge,    // skip duplicates
-  kCopy,     // write everything
-  kArchive,  // merge, then remove from the source every message now durably in the target
+  kMerge,         // skip duplicates
+  kCopy,          // write everything
+  kArchive,       // merge, then remove from the source every message now durably in the target
+  kReplace,       // merge, and a duplicate takes the place of the target's equal
+  kReplaceNewer,  // as kReplace, only when the source's copy was modified later
 };
 enum class DedupeScope { kFolder, kMailbox };
 

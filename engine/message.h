@@ -70,6 +70,15 @@ struct Message {
   // file), so a sink on the same file system may hard-link instead of copying.
   std::string backing_file;
 
+  // The source's own handle on this message (an mbox offset, a PST node id),
+  // handed back to MailboxSource::RemoveMessages() in archive mode.
+  uint64_t source_token = 0;
+
+  // A folder's associated (FAI) item, not a message a user sees: a view,
+  // rule, form or setting (MSGFLAG_ASSOCIATED). Only PST sources yield them
+  // (--associated), and only PST targets have a place for them.
+  bool associated = false;
+
   // Where it came from, for errors and reports: "inbox.mbox message 12 (offset 4096)".
   std::string origin;
 

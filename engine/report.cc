@@ -13,6 +13,7 @@ void FolderCounts::Add(const FolderCounts& o) {
   written += o.written;
   failed += o.failed;
   archived += o.archived;
+  replaced += o.replaced;
   bytes_read += o.bytes_read;
   bytes_written += o.bytes_written;
 }
@@ -44,6 +45,7 @@ nlohmann::json CountsJson(const FolderCounts& c) {
           {"written", c.written},
           {"failed", c.failed},
           {"archived", c.archived},
+          {"replaced", c.replaced},
           {"bytes_read", c.bytes_read},
           {"bytes_written", c.bytes_written}};
 }
@@ -142,6 +144,11 @@ std::string RunReport::Summary() const {
   if (t.archived > 0) {
     std::snprintf(line, sizeof line, "Archived: %llu messages removed from the sources (now durable in the target)\n",
                   static_cast<unsigned long long>(t.archived));
+    out += line;
+  }
+  if (t.replaced > 0) {
+    std::snprintf(line, sizeof line, "Replaced: %llu of the written messages took the place of their equal in the target\n",
+                  static_cast<unsigned long long>(t.replaced));
     out += line;
   }
   if (!fatal.empty()) out += "FATAL: " + fatal + "\n";

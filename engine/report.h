@@ -22,6 +22,8 @@ struct FolderCounts {
   uint64_t written = 0;  // durable in the target
   uint64_t failed = 0;
   uint64_t archived = 0;  // removed from the source (--mode archive)
+  uint64_t replaced = 0;  // written in the place of the target's equal (--mode replace*);
+                          // also counted in `written`
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   void Add(const FolderCounts& o);

@@ -106,7 +106,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
   return loc;
 }
 
-Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc) {
+Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc, const SourceOptions& opts) {
   switch (loc.kind) {
     case FormatKind::kMbox:
       return mbox::OpenSource(loc.path);
@@ -117,7 +117,7 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc) {
     case FormatKind::kEml:
       return eml::OpenSource(loc.path);
     case FormatKind::kPst:
-      return pst::OpenSource(loc.path);
+      return pst::OpenSource(loc.path, {opts.pst_associated, opts.pst_recover_deleted});
     case FormatKind::kBundle:
       return mbxz::OpenSource(loc.path);
   }

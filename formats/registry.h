@@ -50,7 +50,17 @@ struct SinkOptions {
   bool pst_backup = true;
 };
 
-Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc);
+struct SourceOptions {
+  // PST/OST: also yield associated (FAI) contents (--associated).
+  bool pst_associated = false;
+  // PST/OST: also yield what libpff recovers of deleted and orphan items,
+  // in a "Recovered Items" folder (--recover-deleted).
+  bool pst_recover_deleted = false;
+};
+
+// Opens a source; `opts` concern only the formats they name.
+Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc,
+                                                  const SourceOptions& opts = {});
 Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOptions& opts);
 
 // The form a target of `kind` compares messages in for dedupe

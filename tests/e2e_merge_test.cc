@@ -294,8 +294,10 @@ TEST_F(E2E, ArchiveModeRemovesFromTheSourceExactlyWhatIsInTheTarget) {
     EXPECT_EQ(in_target[id], 1) << id;
   }
   EXPECT_EQ(RunMbxmerge({"merge", "--mode", "archive", "--from", P("orig") + ".mbox", "--into", P("x")}).exit_code, 2);
+  // A bundle is written once and read only: archive mode is refused up front.
   testing::WriteFileOrDie(P("a.mbox"), "From a@b Thu Jan  1 00:00:00 2020\nSubject: x\n\nhi\n");
-  auto refused = RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.mbox"), "--into", P("x")});
+  ASSERT_EQ(RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("a.mbxz"), "--quiet"}).exit_code, 0);
+  auto refused = RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.mbxz"), "--into", P("x")});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("archive"), std::string::npos);
   EXPECT_FALSE(stdfs::exists(P("x")));

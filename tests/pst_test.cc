@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/pst/vcard_ical.h"
 #include "formats/registry.h"
 #include "tests/test_util.h"
 
@@ -23,20 +24,7 @@ namespace {
 
 using testing::TempDir;
 
-std::vector<std::string> PstFiles() {
-  std::string dir = testing::SharedDataDir();
-  if (dir.empty()) return {};
-  std::vector<std::string> out;
-  for (const char* name :
-       {"pstextractortest@outlook.com.ost", "pstextractortestpdf@outlook.com.ost",
-        "pstsdk-sample1.pst", "pstsdk-sample2.pst", "pstsdk-submessage.pst", "pstsdk-test_ansi.pst",
-        "pstsdk-test_unicode.pst"}) {
-    std::string p = dir + "/outlook/" + name;
-    struct stat st;
-    if (::stat(p.c_str(), &st) == 0) out.push_back(p);
-  }
-  return out;
-}
+std::vector<std::string> PstFiles() { return testing::SharedOutlookFiles(); }
 
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> out;
@@ -175,6 +163,13 @@ void Collect(GMimeObject* obj, Parsed* out) {
     GMimePart* part = GMIME_PART(obj);
     const char* name = g_mime_part_get_filename(part);
     GMimeContentType* ct = g_mime_object_get_content_type(obj);
+    // The vCard/iCalendar rendering of a contact or appointment (our PRODID)
+    // is not one of the item's attachments; pst_calendar_test checks it.
+    if ((g_mime_content_type_is_type(ct, "text", "calendar") ||
+         g_mime_content_type_is_type(ct, "text", "vcard")) &&
+        DecodedContent(part).find(pst::kPimProdId) != std::string::npos) {
+      return;
+    }
     if (name != nullptr) {
       out->attachments.emplace_back(name, DecodedContent(part));
     } else if (g_mime_content_type_is_type(ct, "text", "plain") && out->text.empty()) {

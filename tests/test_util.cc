@@ -191,3 +191,20 @@ std::string SharedDataDir() {
 }
 
 }  // namespace mbx::testing
+
+namespace mbx::testing {
+
+std::vector<std::string> SharedOutlookFiles() {
+  const std::string dir = SharedDataDir();
+  if (dir.empty()) return {};
+  std::vector<std::string> out;
+  for (const char* name :
+       {"pstextractortest@outlook.com.ost", "pstextractortestpdf@outlook.com.ost", "pstsdk-sample1.pst",
+        "pstsdk-sample2.pst", "pstsdk-submessage.pst", "pstsdk-test_ansi.pst", "pstsdk-test_unicode.pst"}) {
+    const std::string p = dir + "/outlook/" + name;
+    if (stdfs::is_regular_file(p)) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace mbx::testing

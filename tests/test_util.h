@@ -59,4 +59,8 @@ std::set<std::string> ManifestIds(const std::string& tsv_path);
 // The shared real-data folder (../shared/data or $MBX_SHARED_DATA), "" if absent.
 std::string SharedDataDir();
 
+// The real Outlook PST/OST files of SharedDataDir()/outlook that are present
+// (none without the shared data).
+std::vector<std::string> SharedOutlookFiles();
+
 }  // namespace mbx::testing

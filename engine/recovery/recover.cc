@@ -382,7 +382,12 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
         continue;
       }
       MergeOptions mopt = opt.merge;
-      mopt.mode = MergeMode::kMerge;
+      // ExMerge's import methods apply to the store commands too (--mode).
+      mopt.mode = opt.merge.mode;
+      // A resumed run relies on dedupe to write nothing twice.
+      if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
+      // A resumed run relies on dedupe to write nothing twice.
+      if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
       if (mopt.dedupe == DedupeRule::kNone) mopt.dedupe = DedupeRule::kAuto;
       if (!MergeMailbox(*src_loc, *dst_loc, mopt, opt.dry_run, /*create_target=*/false, &out)) {
         result.users.push_back(std::move(out));

@@ -72,7 +72,10 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
     to.exists = fs::Exists(to.path);
     if (opt.say) opt.say(u->alias + ": exporting " + mb->path + " to " + to.path);
     MergeOptions mopt = opt.merge;
-    mopt.mode = MergeMode::kMerge;
+    // ExMerge's import methods apply to the store commands too (--mode).
+    mopt.mode = opt.merge.mode;
+    // A resumed run relies on dedupe to write nothing twice.
+    if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
     if (MergeMailbox(*from, to, mopt, opt.dry_run, /*create_target=*/true, &out)) {
       out.status = opt.dry_run ? "planned" : "exported";
     }
@@ -135,7 +138,10 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
     }
     if (opt.say) opt.say(alias + ": importing " + path + " into " + mb->path);
     MergeOptions mopt = opt.merge;
-    mopt.mode = MergeMode::kMerge;
+    // ExMerge's import methods apply to the store commands too (--mode).
+    mopt.mode = opt.merge.mode;
+    // A resumed run relies on dedupe to write nothing twice.
+    if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
     if (MergeMailbox(*from, *into, mopt, opt.dry_run, /*create_target=*/false, &out)) {
       out.status = opt.dry_run ? "planned" : "imported";
     }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "engine/fs.h"
 #include "formats/maildir/maildir.h"
 #include "formats/mime/mime.h"
+#include "formats/pst/vcard_ical.h"
 
 namespace mbx::eml {
 namespace {
@@ -211,6 +213,9 @@ class EmlSource : public MailboxSource {
 
   std::string Describe() const override { return "eml:" + root_; }
 
+  // Archive mode unlinks each message's own file (Message::backing_file).
+  bool CanRemoveMessages() const override { return true; }
+
   Result<std::vector<FolderInfo>> ListFolders() override {
     std::vector<FolderDir> dirs;
     MBX_RETURN_IF_ERROR(ListTree(root_, "", &dirs));
@@ -378,8 +383,31 @@ class EmlSink : public MailboxSink {
         return s.WithContext(context());
       }
     }
+    // A vCard/iCalendar part we rendered (pst/vcard_ical.h) also goes beside
+    // the message as NAME.vcf/.ics: staged, synced and renamed with the .eml.
+    std::optional<pst::PimFile> pim = pst::FindPimPart(*data);
+    std::string pim_tmp;
+    if (pim) {
+      pim_tmp = f->dir + "/" + std::string(kTmpPrefix) + std::to_string(::getpid()) + "." +
+                std::to_string(++counter_);
+      Status s;
+      if (auto fd = fs::Open(pim_tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644); !fd.ok()) {
+        s = fd.status();
+      } else {
+        s = fs::WriteAll(fd->get(), pim->data, pim_tmp);
+        if (s.ok() && ::close(fd->Release()) != 0)
+          s = Status::FromErrno("close '" + pim_tmp + "'", errno);
+        if (!s.ok()) ::unlink(pim_tmp.c_str());
+      }
+      if (!s.ok()) {
+        ::unlink(tmp.c_str());
+        return s.WithContext(context());
+      }
+    }
     ++f->next;
-    staged_.push_back({f, std::move(tmp), f->dir + "/" + name});
+    std::string base = f->dir + "/" + name.substr(0, name.size() - 4);
+    staged_.push_back({f, std::move(tmp), base + ".eml"});
+    if (pim) staged_.push_back({f, std::move(pim_tmp), base + "." + pim->extension});
     return Status::Ok();
   }
 

@@ -328,6 +328,9 @@ class MaildirSource : public MailboxSource {
 
   std::string Describe() const override { return "maildir:" + root_; }
 
+  // Archive mode unlinks each message's own file (Message::backing_file).
+  bool CanRemoveMessages() const override { return true; }
+
   Result<std::vector<FolderInfo>> ListFolders() override {
     MBX_ASSIGN_OR_RETURN(auto dirs, ListFolderDirs(root_));
     std::vector<FolderInfo> out;
@@ -441,9 +444,26 @@ class MaildirSink : public MailboxSink {
   std::string Describe() const override { return "maildir:" + root_; }
 
   Status Init() {
+    MBX_RETURN_IF_ERROR(FinishReplacements());
     MBX_ASSIGN_OR_RETURN(auto dirs, ListFolderDirs(root_));
     for (auto& d : dirs) existing_dirs_.emplace(d.path, d.dir);
     return Status::Ok();
+  }
+
+  bool CanReplace() const override { return true; }
+
+  Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) override {
+    MBX_ASSIGN_OR_RETURN(std::string old_path, ExistingPath(existing));
+    MBX_RETURN_IF_ERROR(Stage(msg, folder));
+    staged_.back().replaces = std::move(old_path);
+    return Status::Ok();
+  }
+
+  UnixTime ExistingModified(uint64_t existing) override {
+    auto path = ExistingPath(existing);
+    struct stat st;
+    if (!path.ok() || ::stat(path->c_str(), &st) != 0) return 0;
+    return st.st_mtim.tv_sec;
   }
 
   Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) override {
@@ -480,18 +500,29 @@ class MaildirSink : public MailboxSink {
   }
 
   Result<std::string> ReadExisting(uint64_t locator) override {
+    MBX_ASSIGN_OR_RETURN(std::string path, ExistingPath(locator));
+    struct stat st;
+    bool vanished = false;
+    auto data = ReadFileStat(path, &st, &vanished);
+    if (!data.ok()) {
+      const FolderDir& f = scan_folders_[entry_folder_[locator]];
+      return data.status().WithContext("maildir '" + root_ + "' folder '" + f.path + "'");
+    }
+    return data;
+  }
+
+  // Where existing message `locator` is now. A mail client may have moved it
+  // (new/ -> cur/) or changed its flags since the scan: then the file with the
+  // same unique name (the part before ':') is it.
+  Result<std::string> ExistingPath(uint64_t locator) const {
     if (locator >= entry_offset_.size()) {
       return Status::InvalidArgument("maildir '" + root_ + "': no existing message " +
                                      std::to_string(locator));
     }
     const FolderDir& f = scan_folders_[entry_folder_[locator]];
     std::string rel(arena_.c_str() + entry_offset_[locator]);
-    struct stat st;
-    bool vanished = false;
-    auto data = ReadFileStat(f.dir + "/" + rel, &st, &vanished);
-    if (data.ok() || !vanished) return data;
-    // A mail client may have moved it (new/ -> cur/) or changed its flags since
-    // the scan: look for the same unique name (the part before ':').
+    std::string path = f.dir + "/" + rel;
+    if (fs::Exists(path)) return path;
     size_t colon = rel.find(':');
     std::string unique = rel.substr(4, colon == std::string::npos ? std::string::npos : colon - 4);
     for (const char* sub : {"/cur", "/new"}) {
@@ -500,12 +531,12 @@ class MaildirSink : public MailboxSink {
       for (const auto& n : *names) {
         if (n.compare(0, unique.size(), unique) == 0 &&
             (n.size() == unique.size() || n[unique.size()] == ':')) {
-          auto moved = ReadFileStat(f.dir + sub + "/" + n, &st, &vanished);
-          if (moved.ok()) return moved;
+          return f.dir + sub + "/" + n;
         }
       }
     }
-    return data.status().WithContext("maildir '" + root_ + "' folder '" + f.path + "'");
+    return Status::NotFound("maildir '" + root_ + "' folder '" + f.path + "': message '" + rel +
+                            "' is gone");
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {
@@ -534,13 +565,21 @@ class MaildirSink : public MailboxSink {
         return s.WithContext(context());
       }
     }
-    staged_.push_back({f, std::move(name), msg.flags});
+    staged_.push_back({f, std::move(name), msg.flags, {}});
     return Status::Ok();
   }
 
   Status Flush() override {
     if (staged_.empty()) return Status::Ok();
     MBX_RETURN_IF_ERROR(SyncStagedData());
+    // --mode replace: journal "new file <TAB> old file" before the new files
+    // appear, so that a crash anywhere leaves exactly one of each pair once
+    // the next open has finished the journal (FinishReplacements).
+    std::string journal;
+    for (const auto& s : staged_) {
+      if (!s.replaces.empty()) journal += FinalPath(s) + "\t" + s.replaces + "\n";
+    }
+    if (!journal.empty()) MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(JournalPath(), journal));
     // Rename into place; on any failure undo the renames done so far, so the
     // mailbox is as after the last good Flush() and the staged files stay in tmp/.
     std::vector<std::string> finals;
@@ -548,9 +587,8 @@ class MaildirSink : public MailboxSink {
     std::set<std::string> dirs_to_sync;
     Status failed;
     for (const auto& s : staged_) {
-      bool cur = s.flags != 0;
-      std::string dir = s.folder->dir + (cur ? "/cur" : "/new");
-      std::string final_path = dir + "/" + s.name + (cur ? InfoSuffix(s.flags) : "");
+      std::string final_path = FinalPath(s);
+      std::string dir = fs::Dirname(final_path);
       std::string tmp = TmpPath(s);
       if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
         failed = Status::FromErrno("rename '" + tmp + "' to '" + final_path + "'", errno);
@@ -568,10 +606,40 @@ class MaildirSink : public MailboxSink {
     if (!failed.ok()) {
       for (size_t i = 0; i < finals.size(); ++i)
         ::rename(finals[i].c_str(), TmpPath(staged_[i]).c_str());
+      if (!journal.empty()) ::unlink(JournalPath().c_str());
       return failed.WithContext("maildir '" + root_ + "' flush");
     }
     staged_.clear();
+    if (!journal.empty()) return FinishReplacements();
     return Status::Ok();
+  }
+
+  // Completes a replacement journal: an old file goes only if its new file is
+  // in place; a pair whose new file never appeared keeps the old one.
+  Status FinishReplacements() {
+    std::string path = JournalPath();
+    if (!fs::IsFile(path)) return Status::Ok();
+    MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(path));
+    std::set<std::string> dirs;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) nl = text.size();
+      std::string_view line(text.data() + pos, nl - pos);
+      pos = nl + 1;
+      size_t tab = line.find('\t');
+      if (tab == std::string_view::npos) continue;
+      std::string new_file(line.substr(0, tab)), old_file(line.substr(tab + 1));
+      if (!fs::Exists(new_file)) continue;
+      if (::unlink(old_file.c_str()) != 0 && errno != ENOENT) {
+        return Status::FromErrno("maildir '" + root_ + "': remove the replaced '" + old_file + "'",
+                                 errno);
+      }
+      dirs.insert(fs::Dirname(old_file));
+    }
+    for (const auto& d : dirs) MBX_RETURN_IF_ERROR(fs::FsyncDir(d));
+    if (::unlink(path.c_str()) != 0) return Status::FromErrno("remove '" + path + "'", errno);
+    return fs::FsyncDir(root_);
   }
 
   void Rollback() override {
@@ -597,9 +665,15 @@ class MaildirSink : public MailboxSink {
     Folder* folder;
     std::string name;
     MessageFlags flags;
+    std::string replaces;  // --mode replace: the existing file this one takes the place of
   };
 
   static std::string TmpPath(const Staged& s) { return s.folder->dir + "/tmp/" + s.name; }
+  static std::string FinalPath(const Staged& s) {
+    bool cur = s.flags != 0;
+    return s.folder->dir + (cur ? "/cur/" : "/new/") + s.name + (cur ? InfoSuffix(s.flags) : "");
+  }
+  std::string JournalPath() const { return root_ + "/.mbxmerge-replace"; }
 
   Result<Folder*> EnsureFolder(std::string_view folder) {
     std::string path = NormalizeFolder(folder);

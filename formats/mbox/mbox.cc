@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 #include "engine/fs.h"
@@ -20,7 +22,6 @@ namespace {
 
 // PATH.mbxmerge-undo holds the file length before an append in progress.
 std::string UndoPath(const std::string& path) { return path + ".mbxmerge-undo"; }
-
 
 constexpr std::string_view kFrom = "From ";
 constexpr MessageFlags kMboxFlags =
@@ -281,14 +282,101 @@ class MboxSource : public MailboxSource {
     }
     out->origin = "mbox '" + path_ + "' message " + std::to_string(count_) + " (offset " +
                   std::to_string(e.offset) + ")";
+    out->source_token = e.offset;
+    read_.push_back({e.offset, Fingerprint(e)});
     return true;
   }
 
+  bool CanRemoveMessages() const override { return true; }
+
+  // Archive mode: rewrites the file without the messages at `tokens` (their
+  // From_ line offsets), under the same locks an MDA honours, through a temp
+  // file, fsync and rename. The file is read again under the lock, and a
+  // message is removed only if it is still at its offset with the bytes it had
+  // when Next() read it; mail appended since is kept.
+  Status RemoveMessages(const std::vector<uint64_t>& tokens,
+                        const std::function<void(uint64_t, std::string)>& kept) override {
+    MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path_, O_RDWR));
+    MBX_ASSIGN_OR_RETURN(fs::MailboxLock lock, fs::MailboxLock::Acquire(path_, fd.get()));
+    struct stat held, named;
+    if (::fstat(fd.get(), &held) != 0) return Status::FromErrno("stat '" + path_ + "'", errno);
+    if (::stat(path_.c_str(), &named) != 0 || named.st_ino != held.st_ino ||
+        named.st_dev != held.st_dev) {
+      return Status::Busy("mbox '" + path_ + "' was replaced while it was being locked");
+    }
+    MBX_ASSIGN_OR_RETURN(fs::MappedFile now, fs::MappedFile::Open(path_));
+    std::string_view file = now.data();
+    std::vector<uint64_t> wanted(tokens.begin(), tokens.end());
+    std::sort(wanted.begin(), wanted.end());
+    std::vector<RawEntry> entries = Split(file);
+    // The file's bytes as runs to keep: the junk prefix, then every message
+    // (From_ line to the next From_ line) that is not removed.
+    std::vector<std::string_view> keep;
+    size_t start = entries.empty() ? file.size() : entries.front().offset;
+    keep.push_back(file.substr(0, start));
+    size_t removed = 0;
+    std::vector<bool> found(wanted.size(), false);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const RawEntry& e = entries[i];
+      size_t end = i + 1 < entries.size() ? entries[i + 1].offset : file.size();
+      auto w = std::lower_bound(wanted.begin(), wanted.end(), e.offset);
+      if (w != wanted.end() && *w == e.offset) {
+        found[static_cast<size_t>(w - wanted.begin())] = true;
+        auto r = std::lower_bound(read_.begin(), read_.end(), ReadMark{e.offset, 0});
+        if (r != read_.end() && r->offset == e.offset && r->fingerprint == Fingerprint(e)) {
+          ++removed;
+          continue;
+        }
+        kept(e.offset, "mbox '" + path_ + "' changed at offset " + std::to_string(e.offset) +
+                           " since it was read");
+      }
+      keep.push_back(file.substr(e.offset, end - e.offset));
+    }
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (!found[i]) {
+        kept(wanted[i], "mbox '" + path_ + "' has no message at offset " +
+                            std::to_string(wanted[i]) + " any more");
+      }
+    }
+    if (removed == 0) return Status::Ok();
+    std::string tmp = path_ + ".mbxmerge-tmp";
+    ::unlink(tmp.c_str());  // left by a run killed mid-rewrite
+    MBX_ASSIGN_OR_RETURN(fs::Fd out, fs::Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    // Keep the mailbox's owner and mode (a spool file is often user:mail 0660).
+    (void)::fchown(out.get(), held.st_uid, held.st_gid);
+    Status st;
+    if (::fchmod(out.get(), held.st_mode & 07777) != 0)
+      st = Status::FromErrno("chmod '" + tmp + "'", errno);
+    for (std::string_view run : keep) {
+      if (!st.ok()) break;
+      st = fs::WriteAll(out.get(), run, tmp);
+    }
+    if (st.ok()) st = fs::FsyncFd(out.get(), tmp);
+    if (st.ok() && ::rename(tmp.c_str(), path_.c_str()) != 0)
+      st = Status::FromErrno("rename '" + tmp + "' to '" + path_ + "'", errno);
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    return fs::FsyncDir(fs::Dirname(path_));
+  }
+
  private:
+  // What Next() saw of a message, to recognize it at removal time.
+  struct ReadMark {
+    uint64_t offset;
+    uint64_t fingerprint;
+    bool operator<(const ReadMark& o) const { return offset < o.offset; }
+  };
+  static uint64_t Fingerprint(const RawEntry& e) {
+    return std::hash<std::string_view>{}(e.stored) ^ (e.stored.size() * 0x9E3779B97F4A7C15ULL);
+  }
+
   std::string path_;
   std::string folder_;
   fs::MappedFile map_;
   Splitter splitter_;
+  std::vector<ReadMark> read_;  // in offset order, as Next() reads
   std::optional<FolderInfo> info_;
   uint64_t count_ = 0;
   size_t released_ = 0;
@@ -578,7 +666,8 @@ Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const Si
     MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(undo));
     char* end = nullptr;
     unsigned long long len = std::strtoull(text.c_str(), &end, 10);
-    if (end == text.c_str()) return Status::Corruption("mbox undo record '" + undo + "' is unreadable");
+    if (end == text.c_str())
+      return Status::Corruption("mbox undo record '" + undo + "' is unreadable");
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
     if (static_cast<unsigned long long>(st.st_size) > len) {
       if (::ftruncate(fd.get(), static_cast<off_t>(len)) != 0) {

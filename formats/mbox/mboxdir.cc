@@ -128,12 +128,47 @@ class MboxDirSource : public MailboxSource {
     return out;
   }
 
+  bool CanRemoveMessages() const override { return true; }
+
+  // Archive mode: each file rewrites itself without its removed messages.
+  Status RemoveMessages(const std::vector<uint64_t>& tokens,
+                        const std::function<void(uint64_t, std::string)>& kept) override {
+    if (cur_) {
+      read_.push_back(std::move(cur_));
+      ++file_;
+    }
+    std::map<size_t, std::vector<uint64_t>> by_file;
+    for (uint64_t t : tokens)
+      by_file[static_cast<size_t>(t >> kOffsetBits)].push_back(t & kOffsetMask);
+    Status first_error;
+    for (auto& [file, offsets] : by_file) {
+      auto unmasked = [&, f = file](uint64_t offset, std::string why) {
+        kept((static_cast<uint64_t>(f) << kOffsetBits) | offset, std::move(why));
+      };
+      Status s = file < read_.size() ? read_[file]->RemoveMessages(offsets, unmasked)
+                                     : Status::InvalidArgument("mboxdir '" + dir_ + "': no file " +
+                                                               std::to_string(file) + " was read");
+      if (!s.ok()) {
+        // That file is left as it was; its messages are reported as kept.
+        for (uint64_t o : offsets) unmasked(o, s.ToString());
+        if (first_error.ok()) first_error = s;
+      }
+    }
+    (void)first_error;  // reported per message above
+    return Status::Ok();
+  }
+
   Result<bool> Next(Message* out) override {
     for (;;) {
       if (cur_) {
         MBX_ASSIGN_OR_RETURN(bool more, cur_->Next(out));
-        if (more) return true;
-        cur_.reset();
+        if (more) {
+          out->source_token =
+              (static_cast<uint64_t>(read_.size()) << kOffsetBits) | out->source_token;
+          return true;
+        }
+        // Kept (its mapping released) for RemoveMessages().
+        read_.push_back(std::move(cur_));
         ++file_;
       }
       if (folder_ >= folders_.size()) return false;
@@ -165,6 +200,10 @@ class MboxDirSource : public MailboxSource {
   std::vector<Folder> folders_;
   size_t folder_ = 0, file_ = 0;
   std::unique_ptr<MailboxSource> cur_;
+  // Tokens are (index in read_ << 40) | offset in that file: 1 TiB per file.
+  static constexpr unsigned kOffsetBits = 40;
+  static constexpr uint64_t kOffsetMask = (uint64_t{1} << kOffsetBits) - 1;
+  std::vector<std::unique_ptr<MailboxSource>> read_;  // files read, in order
 };
 
 class MboxDirSink : public MailboxSink {

@@ -1068,4 +1068,10 @@ std::string CaseFold(std::string_view utf8) {
   return out;
 }
 
+std::string DecodeBase64(std::string_view text) {
+  std::string out;
+  DecodeB(text, &out);
+  return out;
+}
+
 }  // namespace mbx::mime

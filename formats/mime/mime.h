@@ -45,6 +45,10 @@ class FieldScanner {
 // The first field named `name` (case-insensitive), raw; nullopt if absent.
 std::optional<std::string_view> FindField(std::string_view headers, std::string_view name);
 
+// Base64 content (RFC 2045 6.8) to bytes; stray characters are skipped and
+// decoding stops at '='.
+std::string DecodeBase64(std::string_view text);
+
 // Removes folding (CRLF/LF followed by white space) and collapses runs of
 // white space to one space; trims both ends.
 std::string Unfold(std::string_view raw);

@@ -37,6 +37,7 @@ enum PropType : uint16_t {
 // Property identifiers (the upper 16 bits of a tag) used by the renderer.
 enum PropId : uint16_t {
   kPidImportance = 0x0017,
+  kPidSearchKey = 0x300B,
   kPidMessageClass = 0x001a,
   kPidSensitivity = 0x0036,
   kPidSubject = 0x0037,

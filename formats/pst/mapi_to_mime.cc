@@ -9,7 +9,9 @@
 #include <optional>
 #include <vector>
 
+#include "engine/fingerprint.h"
 #include "formats/mime/mime.h"
+#include "formats/pst/vcard_ical.h"
 
 namespace mbx::pst {
 
@@ -887,7 +889,7 @@ Part AttachmentPart(const MapiAttachment& a, bool inline_part) {
   int64_t method = a.props.Int(kPidAttachMethod).value_or(1);
   std::string disposition = inline_part ? "inline" : "attachment";
   if (a.embedded) {
-    std::string mime = RenderMime(*a.embedded);
+    std::string mime = RenderMime(*a.embedded, /*top_level=*/false);
     bool eight = std::any_of(mime.begin(), mime.end(), [](char c) { return (c & 0x80) != 0; });
     p.content_type = "message/rfc822";
     p.headers.push_back(std::string("Content-Transfer-Encoding: ") + (eight ? "8bit" : "7bit"));
@@ -966,6 +968,20 @@ Part BodyTree(const MapiMessage& m) {
   if (text) alts.push_back(TextPart("text/plain", "utf-8", *text));
   if (html) alts.push_back(TextPart("text/html", html_charset, *html));
   if (rtf_part) alts.push_back(std::move(*rtf_part));
+  // Contacts and calendar items also carry their vCard/iCalendar: meeting
+  // messages as the last alternative (as Outlook sends them), others attached.
+  std::optional<Part> pim_attachment;
+  if (std::optional<PimPart> pim = RenderPimPart(m)) {
+    Part p;
+    p.content_type = pim->content_type;
+    if (!pim->filename.empty()) p.content_type += ";\n " + Param("name", pim->filename, false);
+    p.headers.push_back("Content-Transfer-Encoding: base64");
+    if (!pim->filename.empty())
+      p.headers.push_back("Content-Disposition: attachment;\n " +
+                          Param("filename", pim->filename, true));
+    p.body = Base64(pim->text, 76);
+    (pim->alternative ? alts.emplace_back() : pim_attachment.emplace()) = std::move(p);
+  }
   Part core;
   if (alts.empty()) {
     core = TextPart("text/plain", "utf-8", "");
@@ -984,6 +1000,7 @@ Part BodyTree(const MapiMessage& m) {
         html && !cid.empty() && !a.embedded && html->find("cid:" + cid) != std::string::npos;
     (is_inline ? related : mixed).push_back(AttachmentPart(a, is_inline));
   }
+  if (pim_attachment) mixed.push_back(std::move(*pim_attachment));
   if (!related.empty()) {
     Part r;
     r.subtype = "related";
@@ -1079,7 +1096,8 @@ std::string TransportHeaders(std::string_view raw) {
   mime::Field f;
   while (scan.Next(&f)) {
     std::string name = Lower(f.name);
-    if (name == "content-type" || name == "content-transfer-encoding" || name == "mime-version")
+    if (name == "content-type" || name == "content-transfer-encoding" || name == "mime-version" ||
+        name == mime::CaseFold(kSearchKeyHeader))
       continue;
     out.append(f.name);
     out.append(": ");
@@ -1110,12 +1128,24 @@ std::string FormatRfc5322Date(int64_t unix_time) {
   return buf;
 }
 
-std::string RenderMime(const MapiMessage& m) {
+std::string RenderMime(const MapiMessage& m, bool top_level) {
   std::string out;
   std::optional<std::string> transport = m.props.String(kPidTransportHeaders);
   // Transport headers without a single field (junk, or only a body) are ignored.
   if (transport) out = TransportHeaders(*transport);
   if (out.empty()) out = SynthesizedHeaders(m);
+  // PR_SEARCH_KEY, so that --dedupe search-key (ExMerge's rule) still finds
+  // this message after it has left the PST, and MIME -> PST restores it.
+  // Only at the top: an attached message is not deduplicated on its own.
+  if (auto key = m.props.Bytes(kPidSearchKey); top_level && key && !key->empty()) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char c : *key) {
+      hex += kHex[c >> 4];
+      hex += kHex[c & 15];
+    }
+    AddHeader(&out, kSearchKeyHeader, hex);
+  }
   out += "MIME-Version: 1.0\n";
   Part tree = BodyTree(m);
   std::string body = RenderPart(tree, &out);

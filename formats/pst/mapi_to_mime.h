@@ -19,8 +19,9 @@ namespace mbx::pst {
 // Renders `msg` (embedded messages recursively as message/rfc822 parts) with
 // LF line ends. Uses PR_TRANSPORT_MESSAGE_HEADERS when present (minus its
 // MIME-Version, Content-Type and Content-Transfer-Encoding), else synthesizes
-// the headers from the properties and the recipient table.
-std::string RenderMime(const MapiMessage& msg);
+// the headers from the properties and the recipient table. A top-level
+// message also carries its PR_SEARCH_KEY as X-Mbxmerge-Search-Key (hex).
+std::string RenderMime(const MapiMessage& msg, bool top_level = true);
 
 // Decompresses PR_RTF_COMPRESSED ([MS-OXRTFCP]): "LZFu" compressed or
 // "MELA" stored streams. Corruption for anything else or a truncated header.

@@ -1,12 +1,15 @@
 #include "formats/pst/mime_to_mapi.h"
 
 #include <gmime/gmime.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <memory>
 #include <mutex>
 #include <optional>
 
+#include "engine/fingerprint.h"
 #include "formats/mime/mime.h"
 #include "formats/pst/mapi.h"
 #include "formats/pst/mapi_to_mime.h"
@@ -195,6 +198,27 @@ Result<messaging::OutMessage> MimeToMapi(const Message& msg) { return MimeToMapi
 
 namespace {
 
+// PR_SEARCH_KEY of a message made from MIME: the one it had in a PST before
+// (our X-Mbxmerge-Search-Key header), else derived from its bytes, so that the
+// same message always gets the same key and --dedupe search-key finds it again.
+std::string SearchKeyFor(std::string_view headers, std::string_view mime) {
+  std::string hex;
+  for (char c : mime::Unfold(RawHeader(headers, kSearchKeyHeader))) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) hex += c;
+  }
+  std::string key;
+  if (!hex.empty() && hex.size() % 2 == 0 && hex.size() <= 512) {
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      key += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    }
+    return key;
+  }
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(mime.data(), mime.size(), d, &n, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(d), 16);
+}
+
 Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
   if (depth > 16) return Status::InvalidArgument("message/rfc822 parts nested too deep");
   MBX_ASSIGN_OR_RETURN(std::string_view mime, msg.Mime());
@@ -211,7 +235,8 @@ Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
     const std::string subject = Header(headers, "Subject");
     out.props = {StringProp(kPidMessageClass, "IPM.Note"), StringProp(kPidSubject, subject),
                  StringProp(kPidBody, std::string(mime)),
-                 Int32Prop(kPidMessageFlags, (msg.flags & kFlagSeen) ? kMsgFlagRead : 0)};
+                 Int32Prop(kPidMessageFlags, (msg.flags & kFlagSeen) ? kMsgFlagRead : 0),
+                 BinaryProp(kPidSearchKey, SearchKeyFor(headers, mime))};
     if (!headers.empty())
       out.props.push_back(StringProp(kPidTransportHeaders, Crlf(headers) + "\r\n"));
     if (msg.container_delivered != 0)
@@ -271,6 +296,7 @@ Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
   if (const auto v = RawHeader(headers, "References"); !v.empty())
     p.push_back(StringProp(kPidReferences, v));
   p.push_back(StringProp(kPidTransportHeaders, Crlf(headers) + "\r\n"));
+  p.push_back(BinaryProp(kPidSearchKey, SearchKeyFor(headers, mime)));
 
   // Importance ([MS-OXCMAIL] 2.2.3.2.3): Importance or X-Priority.
   uint32_t importance = 1;
@@ -356,10 +382,11 @@ std::optional<ltp::Property> ConvertValue(uint16_t id, const PropValue& v) {
 // A property bag in the writer's form: named properties by name, so that the
 // writer gives them this store's ids.
 std::vector<ltp::Property> ConvertBag(const PropertyBag& bag,
-                                      std::vector<messaging::NamedValue>* named) {
+                                      std::vector<messaging::NamedValue>* named,
+                                      bool (*skip)(uint16_t id) = IsLocationOrDerived) {
   std::vector<ltp::Property> out;
   for (const auto& [id, v] : bag.all()) {
-    if (IsLocationOrDerived(id)) continue;
+    if (skip(id)) continue;
     auto p = ConvertValue(id, v);
     if (!p) continue;
     if (id < 0x8000) {
@@ -371,7 +398,92 @@ std::vector<ltp::Property> ConvertBag(const PropertyBag& bag,
   return out;
 }
 
+// Folder properties that say where the folder lived or that the writer sets.
+bool IsFolderLocationOrDerived(uint16_t id) {
+  if (IsLocationOrDerived(id)) return true;
+  if (id >= 0x36D0 && id <= 0x36D9) return true;  // special folders' entry IDs (root, Inbox)
+  switch (id) {
+    case 0x0E30:  // PidTagReplItemid
+    case 0x0E33:  // PidTagReplChangenum
+    case 0x0E34:  // PidTagReplVersionhistory
+    case 0x0E38:  // PidTagReplFlags
+    case 0x0E3C:  // PidTagReplCopiedfromVersionhistory
+    case 0x0E3D:  // PidTagReplCopiedfromItemid
+    case 0x3001:  // PidTagDisplayName: the sink names the folder
+    case 0x3601:  // PidTagFolderType
+    case 0x3602:  // PidTagContentCount
+    case 0x3603:  // PidTagContentUnreadCount
+    case 0x360A:  // PidTagSubfolders
+    case 0x3616:  // PidTagDefaultViewEntryId
+    case 0x3617:  // PidTagAssociatedContentCount
+    case 0x36E4:  // PidTagFreeBusyEntryIds
+    case 0x65E0:  // PidTagSourceKey
+    case 0x65E1:  // PidTagParentSourceKey
+    case 0x65E2:  // PidTagChangeKey
+    case 0x65E3:  // PidTagPredecessorChangeList
+    case 0x6635:  // PST's hidden content counts
+    case 0x6636:
+    case 0x6748:  // PidTagFolderId
+    case 0x6749:  // PidTagParentFolderId
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string Sha256(std::string_view data) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(d), n);
+}
+
 }  // namespace
+
+std::vector<ltp::Property> FolderPropsToOut(const PropertyBag& bag,
+                                            std::vector<messaging::NamedValue>* named) {
+  return ConvertBag(bag, named, IsFolderLocationOrDerived);
+}
+
+std::string FaiIdentity(const MapiMessage& m) {
+  if (auto key = m.props.Bytes(0x300B); key && !key->empty()) return std::string(*key);
+  // Named properties by name: their ids differ from store to store.
+  std::string canon;
+  auto field = [&canon](std::string_view s) {
+    canon += std::to_string(s.size());
+    canon += ':';
+    canon += s;
+  };
+  for (const auto& [id, v] : m.props.all()) {
+    if (IsLocationOrDerived(id) || id == 0x300B) continue;
+    if (id >= 0x8000) {
+      if (!v.name) continue;
+      field(v.name->guid);
+      field(v.name->is_string ? v.name->name : std::to_string(v.name->lid));
+    } else {
+      field(std::to_string(id));
+    }
+    field(std::to_string(v.type));
+    field(v.data);
+    for (const auto& e : v.values) field(e);
+  }
+  return Sha256(canon).substr(0, 16);
+}
+
+std::string FaiDedupeForm(const MapiMessage& m) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : FaiIdentity(m)) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  std::string subject = m.props.StringOr(kPidMessageClass) + " " + m.props.StringOr(kPidSubject);
+  for (char& c : subject) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  return "Message-ID: <" + hex + "@associated.mbxmerge.invalid>\r\nSubject: [FAI] " + subject +
+         "\r\nContent-Type: application/x-mbxmerge-associated\r\n\r\n" + hex + "\r\n";
+}
 
 messaging::OutMessage MapiToOut(const MapiMessage& m) {
   messaging::OutMessage out;
@@ -437,7 +549,8 @@ MapiMessage OutToMapi(const messaging::OutMessage& m) {
 }  // namespace
 
 Result<std::string> PstDedupeForm(const Message& msg) {
-  if (const MapiMessage* mapi = MapiOf(msg)) return RenderMime(*mapi);
+  if (const MapiMessage* mapi = MapiOf(msg))
+    return msg.associated ? FaiDedupeForm(*mapi) : RenderMime(*mapi);
   MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
   return RenderMime(OutToMapi(out));
 }

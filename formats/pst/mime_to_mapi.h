@@ -2,7 +2,9 @@
 // shows for an RFC 5322 message ([MS-OXCMAIL] in spirit, the common subset).
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/message.h"
 #include "engine/status.h"
@@ -27,9 +29,28 @@ Result<messaging::OutMessage> MimeToMapi(const Message& msg);
 // (Named properties of recipients are not carried.)
 messaging::OutMessage MapiToOut(const MapiMessage& m);
 
+// A folder's own properties in the writer's form (for
+// StoreWriter::SetFolderProperties): container class, comment, views and
+// the rest, without what the writer sets itself (name, counts, subfolder
+// flag) or what says where the folder lived (entry IDs, source keys, the
+// special-folder entry IDs a root or Inbox holds). Named properties by name.
+std::vector<ltp::Property> FolderPropsToOut(const PropertyBag& bag,
+                                            std::vector<messaging::NamedValue>* named);
+
+// What identifies an associated (FAI) item across copies, 16 bytes: its
+// PidTagSearchKey when it has one, else a digest of its message class,
+// subject and properties (without location ones). The PST sink stores the
+// latter as the copy's search key, so the copy has the same identity.
+std::string FaiIdentity(const MapiMessage& m);
+
+// The dedupe form of an FAI item: the identity as Message-ID and body and
+// the message class and subject, so that two different views with one empty
+// subject stay two, and a rerun finds the copies it wrote.
+std::string FaiDedupeForm(const MapiMessage& m);
+
 // The MIME a message shows after a trip into a PST and back through our PST
 // source: the form a PST target compares messages in for dedupe
-// (MergeOptions::dedupe_form). Thread-safe.
+// (MergeOptions::dedupe_form); FaiDedupeForm for an associated item. Thread-safe.
 Result<std::string> PstDedupeForm(const Message& msg);
 
 }  // namespace mbx::pst

@@ -259,11 +259,13 @@ Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
 
 class MapiNative : public NativeMessage {
  public:
-  explicit MapiNative(MapiMessage m) : m_(std::move(m)), size_hint_(EstimateSize(m_)) {}
+  MapiNative(MapiMessage m, std::shared_ptr<const PropertyBag> folder)
+      : m_(std::move(m)), folder_(std::move(folder)), size_hint_(EstimateSize(m_)) {}
   std::string_view Kind() const override { return "mapi"; }
   Result<std::string> ToMime() const override { return RenderMime(m_); }
   size_t SizeHint() const override { return size_hint_; }
   const MapiMessage& mapi() const { return m_; }
+  const std::shared_ptr<const PropertyBag>& folder() const { return folder_; }
 
  private:
   // Attachments dominate; MIME's base64 adds a third.
@@ -274,6 +276,9 @@ class MapiNative : public NativeMessage {
     return n;
   }
   MapiMessage m_;
+  // The properties of the folder it came from, so a PST target can rebuild
+  // the folder (container class, comment) when it creates it.
+  std::shared_ptr<const PropertyBag> folder_;
   size_t size_hint_;
 };
 
@@ -282,6 +287,11 @@ class MapiNative : public NativeMessage {
 const MapiMessage* MapiOf(const Message& msg) {
   const auto* native = dynamic_cast<const MapiNative*>(msg.native.get());
   return native == nullptr ? nullptr : &native->mapi();
+}
+
+std::shared_ptr<const PropertyBag> FolderPropsOf(const Message& msg) {
+  const auto* native = dynamic_cast<const MapiNative*>(msg.native.get());
+  return native == nullptr ? nullptr : native->folder();
 }
 
 namespace {
@@ -373,13 +383,29 @@ struct FolderEntry {
   std::shared_ptr<libpff_item_t> item;
   uint32_t id = 0;
   int messages = 0;
+  int associated = 0;     // FAI items (libpff's sub associated contents)
+  bool ipm_root = false;  // the top of the store: its path "" is the Inbox's
+  std::shared_ptr<const PropertyBag> props;
 };
 
-class PstSource : public MailboxSource {
+// NID types ([MS-PST] 2.2.2.1) of what --recover-deleted offers.
+constexpr uint32_t kNidTypeNormalMessage = 0x04;
+constexpr uint32_t kNidTypeAssocMessage = 0x08;
+
+// An item libpff recovered or found orphaned, offered in kRecoveredFolder.
+struct RecoveredEntry {
+  std::shared_ptr<libpff_item_t> item;
+  uint32_t id = 0;
+  bool orphan = false;
+};
+
+class PstSourceImpl : public MailboxSource {
  public:
-  PstSource(std::string path, libpff_file_t* file) : path_(std::move(path)), file_(file) {}
-  ~PstSource() override {
+  PstSourceImpl(std::string path, libpff_file_t* file, PstSourceOptions opts)
+      : path_(std::move(path)), file_(file), opts_(opts) {}
+  ~PstSourceImpl() override {
     folders_.clear();
+    recovered_.clear();
     if (file_ != nullptr) {
       libpff_file_close(file_, nullptr);
       libpff_file_free(&file_, nullptr);
@@ -420,7 +446,11 @@ class PstSource : public MailboxSource {
 
     // The root comes first: the Inbox's messages, and any in the top folder itself.
     int own = Count(ipm.get());
-    if (own > 0) folders_.push_back(FolderEntry{"", ipm, ItemId(ipm.get()), own});
+    if (own > 0) {
+      FolderEntry top = Entry("", ipm);
+      top.ipm_root = true;
+      folders_.push_back(std::move(top));
+    }
     std::vector<std::pair<std::shared_ptr<libpff_item_t>, Role>> kids;
     for (auto& child : SubFolders(ipm.get())) {
       uint32_t id = ItemId(child.get());
@@ -440,7 +470,7 @@ class PstSource : public MailboxSource {
     }
     for (auto& [child, role] : kids) {
       if (role == Role::kInbox) {
-        folders_.push_back(FolderEntry{"", child, ItemId(child.get()), Count(child.get())});
+        folders_.push_back(Entry("", child));
       }
     }
     for (auto& [child, role] : kids) {
@@ -453,7 +483,16 @@ class PstSource : public MailboxSource {
         Walk(child, "");
       }
     }
+    if (opts_.recover_deleted) LoadRecovered();
     return Status::Ok();
+  }
+
+  std::vector<PstFolder> Folders() const {
+    std::vector<PstFolder> out;
+    for (const FolderEntry& f : folders_) {
+      if (!f.ipm_root) out.push_back(PstFolder{f.path, f.id, f.props});
+    }
+    return out;
   }
 
   Result<std::vector<FolderInfo>> ListFolders() override {
@@ -471,55 +510,152 @@ class PstSource : public MailboxSource {
       info->messages += static_cast<uint64_t>(f.messages);
       info->bytes += FolderBytes(f);
     }
+    if (!recovered_.empty() || recover_error_) {
+      out.push_back(FolderInfo{std::string(kRecoveredFolder), recovered_.size(), 0});
+    }
     return out;
   }
 
   Result<bool> Next(Message* out) override {
     while (folder_ < folders_.size()) {
       const FolderEntry& f = folders_[folder_];
-      if (!WantFolder(f.path) || message_ >= f.messages) {
+      // FAI items follow the folder's messages; the store's top has none of
+      // its own here (its path is the Inbox's).
+      const int fai = opts_.associated && !f.ipm_root ? f.associated : 0;
+      if (!WantFolder(f.path) || message_ >= f.messages + fai) {
         ++folder_;
         message_ = 0;
         continue;
       }
       int index = message_++;
+      const bool assoc = index >= f.messages;
+      if (assoc) index -= f.messages;
       *out = Message();
       out->folder = f.path;
       std::string where = "pst " + Quoted(path_) + " folder " + Quoted(DisplayPath(f)) + " ";
+      if (assoc) where += "associated (FAI) ";
       Error err;
       libpff_item_t* raw = nullptr;
-      if (libpff_folder_get_sub_message(f.item.get(), index, &raw, err.Out()) != 1 ||
-          raw == nullptr) {
-        out->origin = where + "message #" + std::to_string(index + 1);
+      const int got =
+          assoc ? libpff_folder_get_sub_associated_content(f.item.get(), index, &raw, err.Out())
+                : libpff_folder_get_sub_message(f.item.get(), index, &raw, err.Out());
+      out->associated = assoc;
+      if (got != 1 || raw == nullptr) {
+        out->origin = where + "item #" + std::to_string(index + 1);
         out->read_error =
             Status::Corruption(out->origin + ": libpff cannot open it: " + err.Text());
         return true;
       }
       Item item(raw);
-      uint32_t id = ItemId(raw);
-      out->origin = where + "message " + std::to_string(id);
-      auto m = ReadMessage(raw, 0);
-      if (!m.ok()) {
-        out->read_error = m.status().WithContext(out->origin);
-        return true;
-      }
-      const PropertyBag& p = m->props;
-      uint32_t mflags = static_cast<uint32_t>(p.Int(kPidMessageFlags).value_or(0));
-      if (mflags & kMsgFlagRead) out->flags |= kFlagSeen | kFlagOld;
-      if (mflags & kMsgFlagUnsent) out->flags |= kFlagDraft;
-      if (p.Int(kPidFlagStatus).value_or(0) == 2) out->flags |= kFlagFlagged;
-      int64_t verb = p.Int(0x1081).value_or(0);  // PR_LAST_VERB_EXECUTED
-      if (verb == 102 || verb == 103) out->flags |= kFlagAnswered;
-      if (verb == 104) out->flags |= kFlagForwarded;
-      out->container_delivered = p.UnixTime(kPidDeliveryTime).value_or(0);
-      out->container_modified = p.UnixTime(kPidLastModificationTime).value_or(0);
-      out->native = std::make_shared<MapiNative>(std::move(m).value());
+      FillMessage(raw, where + "item " + std::to_string(ItemId(raw)), f.props, out);
+      return true;
+    }
+    if (recover_error_) {
+      *out = Message();
+      out->folder = std::string(kRecoveredFolder);
+      out->origin = "pst " + Quoted(path_) + " deleted items";
+      out->read_error =
+          Status::Corruption(out->origin + ": libpff cannot scan for them: " + *recover_error_);
+      recover_error_.reset();
+      return true;
+    }
+    while (recovered_next_ < recovered_.size()) {
+      const RecoveredEntry& r = recovered_[recovered_next_++];
+      if (!WantFolder(kRecoveredFolder)) continue;
+      *out = Message();
+      out->folder = std::string(kRecoveredFolder);
+      out->associated = disk_nid_type(r.id) == kNidTypeAssocMessage;
+      FillMessage(r.item.get(),
+                  "pst " + Quoted(path_) + (r.orphan ? " orphan item " : " recovered item ") +
+                      std::to_string(r.id),
+                  nullptr, out);
       return true;
     }
     return false;
   }
 
  private:
+  static uint32_t disk_nid_type(uint32_t nid) { return nid & 0x1F; }
+
+  FolderEntry Entry(std::string path, const std::shared_ptr<libpff_item_t>& item) {
+    FolderEntry e;
+    e.path = std::move(path);
+    e.item = item;
+    e.id = ItemId(item.get());
+    e.messages = Count(item.get());
+    Error err;
+    int n = 0;
+    if (libpff_folder_get_number_of_sub_associated_contents(item.get(), &n, err.Out()) == 1)
+      e.associated = n;
+    auto props = ReadProps(item.get(), 0);
+    e.props =
+        std::make_shared<const PropertyBag>(props.ok() ? std::move(props).value() : PropertyBag());
+    return e;
+  }
+
+  // Copies the item out of libpff into `out` (or sets its read error).
+  void FillMessage(libpff_item_t* raw, std::string origin,
+                   std::shared_ptr<const PropertyBag> folder_props, Message* out) {
+    out->origin = std::move(origin);
+    auto m = ReadMessage(raw, 0);
+    if (!m.ok()) {
+      out->read_error = m.status().WithContext(out->origin);
+      return;
+    }
+    const PropertyBag& p = m->props;
+    uint32_t mflags = static_cast<uint32_t>(p.Int(kPidMessageFlags).value_or(0));
+    if (mflags & kMsgFlagRead) out->flags |= kFlagSeen | kFlagOld;
+    if (mflags & kMsgFlagUnsent) out->flags |= kFlagDraft;
+    if (p.Int(kPidFlagStatus).value_or(0) == 2) out->flags |= kFlagFlagged;
+    int64_t verb = p.Int(0x1081).value_or(0);  // PR_LAST_VERB_EXECUTED
+    if (verb == 102 || verb == 103) out->flags |= kFlagAnswered;
+    if (verb == 104) out->flags |= kFlagForwarded;
+    out->container_delivered = p.UnixTime(kPidDeliveryTime).value_or(0);
+    out->container_modified = p.UnixTime(kPidLastModificationTime).value_or(0);
+    out->native = std::make_shared<MapiNative>(std::move(m).value(), std::move(folder_props));
+  }
+
+  // What libpff recovers from unallocated space and its orphans: messages
+  // only (by NID type: libpff also types a recovered contents table as an
+  // e-mail), associated ones only with --associated.
+  void LoadRecovered() {
+    Error err;
+    if (libpff_file_recover_items(file_, 0, err.Out()) != 1) {
+      recover_error_ = err.Text();
+    } else {
+      int n = 0;
+      if (libpff_file_get_number_of_recovered_items(file_, &n, err.Out()) == 1) {
+        for (int i = 0; i < n; ++i) {
+          libpff_item_t* raw = nullptr;
+          if (libpff_file_get_recovered_item_by_index(file_, i, &raw, err.Out()) == 1 &&
+              raw != nullptr)
+            AddRecovered(std::shared_ptr<libpff_item_t>(raw, ItemDeleter()), false);
+        }
+      }
+    }
+    int n = 0;
+    if (libpff_file_get_number_of_orphan_items(file_, &n, err.Out()) == 1) {
+      for (int i = 0; i < n; ++i) {
+        libpff_item_t* raw = nullptr;
+        if (libpff_file_get_orphan_item_by_index(file_, i, &raw, err.Out()) == 1 && raw != nullptr)
+          AddRecovered(std::shared_ptr<libpff_item_t>(raw, ItemDeleter()), true);
+      }
+    }
+  }
+
+  void AddRecovered(std::shared_ptr<libpff_item_t> item, bool orphan) {
+    Error err;
+    uint8_t type = 0;
+    if (libpff_item_get_type(item.get(), &type, err.Out()) != 1) return;
+    if (type == LIBPFF_ITEM_TYPE_FOLDER) return;
+    const uint32_t id = ItemId(item.get());
+    const uint32_t nid_type = disk_nid_type(id);
+    if (nid_type != kNidTypeNormalMessage &&
+        !(opts_.associated && nid_type == kNidTypeAssocMessage))
+      return;
+    recovered_.push_back(RecoveredEntry{std::move(item), id, orphan});
+  }
+
   void AddRole(std::optional<uint32_t> nid, Role r) {
     if (nid) role_ids_.emplace_back(*nid, r);
   }
@@ -588,7 +724,7 @@ class PstSource : public MailboxSource {
   }
 
   void AddFolder(const std::shared_ptr<libpff_item_t>& f, const std::string& path) {
-    folders_.push_back(FolderEntry{path, f, ItemId(f.get()), Count(f.get())});
+    folders_.push_back(Entry(path, f));
     for (auto& sub : SubFolders(f.get())) Walk(sub, path + "/");
   }
 
@@ -624,6 +760,10 @@ class PstSource : public MailboxSource {
   std::vector<std::pair<uint32_t, Role>> role_ids_;
   size_t folder_ = 0;
   int message_ = 0;
+  PstSourceOptions opts_;
+  std::vector<RecoveredEntry> recovered_;
+  size_t recovered_next_ = 0;
+  std::optional<std::string> recover_error_;  // libpff could not scan for deleted items
 };
 
 }  // namespace
@@ -637,7 +777,13 @@ bool HasPstMagic(const std::string& path) {
   return n == 4 && std::memcmp(magic, "!BDN", 4) == 0;
 }
 
-Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path) {
+std::vector<PstFolder> FoldersOf(MailboxSource* source) {
+  const auto* pst = dynamic_cast<const PstSourceImpl*>(source);
+  return pst == nullptr ? std::vector<PstFolder>() : pst->Folders();
+}
+
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path,
+                                                  const PstSourceOptions& opts) {
   FILE* probe = std::fopen(path.c_str(), "rb");
   if (probe == nullptr) return Status::FromErrno("open " + Quoted(path), errno);
   std::fclose(probe);
@@ -655,7 +801,7 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path) {
     libpff_file_free(&file, nullptr);
     return Status::InvalidArgument(Quoted(path) + " is not a PST/OST file libpff can open: " + why);
   }
-  auto src = std::make_unique<PstSource>(path, file);
+  auto src = std::make_unique<PstSourceImpl>(path, file, opts);
   MBX_RETURN_IF_ERROR(src->Load());
   return std::unique_ptr<MailboxSource>(std::move(src));
 }

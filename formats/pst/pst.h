@@ -12,8 +12,11 @@
 // on any thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "engine/mailbox.h"
 #include "engine/status.h"
@@ -23,9 +26,42 @@ namespace mbx::pst {
 // True when the file starts with the PST/OST signature "!BDN".
 bool HasPstMagic(const std::string& path);
 
+struct PstSourceOptions {
+  // Also yield each folder's associated (FAI) contents, after its messages,
+  // marked Message::associated: views, rules, forms, navigation settings.
+  bool associated = false;
+  // Also yield the messages libpff recovers from unallocated space
+  // (libpff_file_recover_items) and its orphans (nodes whose parent folder is
+  // gone), in the folder kRecoveredFolder. Recovered folders are not offered,
+  // nor items libpff cannot type; associated ones only with `associated`.
+  bool recover_deleted = false;
+};
+
+// Where --recover-deleted puts what it recovers.
+inline constexpr std::string_view kRecoveredFolder = "Recovered Items";
+
 // Opens a PST or OST for reading. A file that is not a PST gives
 // InvalidArgument ("'x.pst' is not a PST/OST file: ...").
-Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path);
+Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path,
+                                                  const PstSourceOptions& opts = {});
+
+class PropertyBag;
+
+// A folder of a PST source with its own properties (container class,
+// comment, ...), as the PST sink needs them to rebuild the folder.
+struct PstFolder {
+  std::string path;  // as the source's messages name it
+  uint32_t nid = 0;  // its node in the file
+  std::shared_ptr<const PropertyBag> props;
+};
+
+// The folders of a source opened by OpenSource(), empty ones included, in
+// walk order; an empty vector for any other source.
+std::vector<PstFolder> FoldersOf(MailboxSource* source);
+
+// The properties of the folder a PST source message came from, or nullptr
+// (a recovered item, or any other source's message).
+std::shared_ptr<const PropertyBag> FolderPropsOf(const Message& msg);
 
 struct PstSinkOptions {
   // Outlook's "compressible" (permutation) encoding of data blocks.

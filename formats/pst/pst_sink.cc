@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "engine/fs.h"
@@ -69,22 +70,31 @@ class PstSink : public MailboxSink {
 
   Status Stage(const Message& msg, std::string_view folder) override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
-    // A message from a PST keeps its properties; any other is built from MIME.
+    // A message from a PST keeps its properties, and brings its folder's
+    // (container class...) for a folder created for it; any other is built
+    // from MIME.
     if (const MapiMessage* mapi = MapiOf(msg)) {
-      staged_.push_back({std::string(folder), MapiToOut(*mapi)});
+      staged_.push_back(
+          {std::string(folder), OutFor(*mapi, msg.associated), msg.associated, FolderPropsOf(msg)});
       return Status::Ok();
     }
+    if (msg.associated)
+      return Status::Unsupported(msg.origin + ": an associated (FAI) item without its properties");
     MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
-    staged_.push_back({std::string(folder), std::move(out)});
+    staged_.push_back({std::string(folder), std::move(out), false, nullptr});
     return Status::Ok();
   }
 
   Status Flush() override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
     MBX_RETURN_IF_ERROR(CopyExisting(nullptr));
-    for (auto& [folder, message] : staged_) {
-      auto nid = FolderFor(folder);
-      Status s = nid.ok() ? store_->AddMessage(*nid, message).status() : nid.status();
+    for (auto& st : staged_) {
+      auto nid = FolderFor(st.folder);
+      Status s =
+          nid.ok() && st.folder_props ? ApplyFolderProps(*nid, *st.folder_props) : nid.status();
+      if (s.ok())
+        s = st.associated ? store_->AddAssociatedMessage(*nid, st.message).status()
+                          : store_->AddMessage(*nid, st.message).status();
       if (!s.ok()) {
         broken_ = true;
         staged_.clear();
@@ -118,17 +128,40 @@ class PstSink : public MailboxSink {
  private:
   std::string Quoted() const { return "'" + path_ + "'"; }
 
-  // Copies the existing PST's folders (empty ones too) and messages, once.
-  // A message that cannot be read stops the run: rewriting the file without
-  // it would lose it.
+  // The writer's form of a PST message. An FAI item without a search key
+  // gets its identity as one, so the copy is recognized on the next run.
+  static messaging::OutMessage OutFor(const MapiMessage& mapi, bool associated) {
+    messaging::OutMessage out = MapiToOut(mapi);
+    if (associated && !mapi.props.Has(0x300B))
+      out.props.push_back(messaging::BinaryProp(0x300B, FaiIdentity(mapi)));
+    return out;
+  }
+
+  // A folder takes the properties of the first source folder that fills it
+  // (for an existing PST's folders: their own); later ones do not change it.
+  Status ApplyFolderProps(uint32_t nid, const PropertyBag& props) {
+    if (!props_applied_.insert(nid).second) return Status::Ok();
+    std::vector<messaging::NamedValue> named;
+    auto out = FolderPropsToOut(props, &named);
+    return store_->SetFolderProperties(nid, std::move(out), named);
+  }
+
+  // Copies the existing PST's folders (empty ones too) with their
+  // properties, its messages and its associated (FAI) items, once. A message
+  // that cannot be read stops the run: rewriting the file without it would
+  // lose it.
   Status CopyExisting(const std::function<Status(const ExistingMessage&)>* fn) {
     if (!existing_) return Status::Ok();
-    std::unique_ptr<MailboxSource> src = std::move(existing_);
+    existing_.reset();
     replacing_ = true;
-    auto folders = src->ListFolders();
-    if (!folders.ok()) return folders.status().WithContext("existing PST " + Quoted());
-    for (const auto& f : *folders) MBX_RETURN_IF_ERROR(FolderFor(f.path).status());
-    MBX_ASSIGN_OR_RETURN(src, OpenSource(path_));
+    PstSourceOptions everything;
+    everything.associated = true;
+    MBX_ASSIGN_OR_RETURN(std::unique_ptr<MailboxSource> src, OpenSource(path_, everything));
+    MBX_RETURN_IF_ERROR(FolderFor("").status());
+    for (const PstFolder& f : FoldersOf(src.get())) {
+      MBX_ASSIGN_OR_RETURN(uint32_t nid, FolderFor(f.path));
+      if (f.props) MBX_RETURN_IF_ERROR(ApplyFolderProps(nid, *f.props));
+    }
     Message m;
     for (;;) {
       auto more = src->Next(&m);
@@ -141,12 +174,22 @@ class PstSink : public MailboxSink {
       if (mapi == nullptr)
         return Status::Corruption("existing PST " + Quoted() + ": not a MAPI message");
       MBX_ASSIGN_OR_RETURN(uint32_t folder, FolderFor(m.folder));
-      MBX_RETURN_IF_ERROR(store_->AddMessage(folder, MapiToOut(*mapi)).status());
+      const messaging::OutMessage out = OutFor(*mapi, m.associated);
+      MBX_RETURN_IF_ERROR((m.associated ? store_->AddAssociatedMessage(folder, out)
+                                        : store_->AddMessage(folder, out))
+                              .status());
       if (fn != nullptr) {
-        MBX_ASSIGN_OR_RETURN(std::string_view mime, m.Mime());
+        std::string fai_form;
+        std::string_view form;
+        if (m.associated) {
+          fai_form = FaiDedupeForm(*mapi);
+          form = fai_form;
+        } else {
+          MBX_ASSIGN_OR_RETURN(form, m.Mime());
+        }
         ExistingMessage e;
         e.folder = m.folder;
-        e.head = mime;
+        e.head = form;
         e.head_is_complete = true;
         MBX_RETURN_IF_ERROR((*fn)(e));
       }
@@ -209,8 +252,15 @@ class PstSink : public MailboxSink {
   std::unique_ptr<MailboxSource> existing_;  // the PST being merged into, until copied
   bool backup_ = true;
   bool replacing_ = false;
-  std::vector<std::pair<std::string, messaging::OutMessage>> staged_;
+  struct Staged {
+    std::string folder;
+    messaging::OutMessage message;
+    bool associated = false;
+    std::shared_ptr<const PropertyBag> folder_props;  // of its source folder, if a PST's
+  };
+  std::vector<Staged> staged_;
   std::map<std::string, uint32_t> folder_nids_;
+  std::set<uint32_t> props_applied_;
   bool broken_ = false;
   bool closed_ = false;
 };

@@ -17,6 +17,7 @@ using Row = ltp::RowValues;
 namespace {
 
 constexpr uint32_t kTagRowId = 0x67F20003;
+constexpr uint32_t kMsgFlagAssociated = 0x40;  // MSGFLAG_ASSOCIATED
 constexpr uint32_t kTagRowVersion = 0x67F30003;
 
 std::string Le32(uint32_t v) {
@@ -412,18 +413,77 @@ Status StoreWriter::AddNamed(const std::vector<NamedValue>& named, std::vector<P
 }
 
 Result<uint32_t> StoreWriter::AddMessage(uint32_t folder, const OutMessage& m) {
+  return Add(folder, m, Listing::kContents);
+}
+
+Result<uint32_t> StoreWriter::AddAssociatedMessage(uint32_t folder, const OutMessage& m) {
+  return Add(folder, m, Listing::kAssociated);
+}
+
+Result<uint32_t> StoreWriter::AddUnlistedMessageForTesting(uint32_t parent, const OutMessage& m) {
+  return Add(parent, m, Listing::kNone);
+}
+
+Result<uint32_t> StoreWriter::Add(uint32_t folder, const OutMessage& m, Listing listing) {
   auto fit = folders_.find(folder);
-  if (fit == folders_.end())
+  if (fit == folders_.end() && listing != Listing::kNone)
     return Status::InvalidArgument("PST writer: no folder to add a message to");
-  const uint32_t nid = ndb_->AllocateNid(disk::kNidTypeNormalMessage);
-  MBX_ASSIGN_OR_RETURN(WrittenMessage written, WriteMessage(m, 0));
+  const bool assoc = listing == Listing::kAssociated;
+  const uint32_t nid =
+      ndb_->AllocateNid(assoc ? disk::kNidTypeAssocMessage : disk::kNidTypeNormalMessage);
+  WrittenMessage written;
+  if (assoc) {
+    // MSGFLAG_ASSOCIATED is what makes it FAI for a client ([MS-OXCMSG] 2.2.1.6).
+    OutMessage copy = m;
+    uint32_t flags = 0;
+    if (const auto* p = FindProp(copy.props, 0x0E07); p != nullptr && p->value.size() >= 4)
+      flags = disk::Get32(reinterpret_cast<const uint8_t*>(p->value.data()));
+    copy.props.erase(std::remove_if(copy.props.begin(), copy.props.end(),
+                                    [](const Property& p) { return p.id == 0x0E07; }),
+                     copy.props.end());
+    copy.props.push_back(Int32Prop(0x0E07, flags | kMsgFlagAssociated));
+    MBX_ASSIGN_OR_RETURN(written, WriteMessage(copy, 0));
+  } else {
+    MBX_ASSIGN_OR_RETURN(written, WriteMessage(m, 0));
+  }
   MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, written.bid_data, written.bid_sub, folder));
-  const auto* flags = FindProp(m.props, 0x0E07);
-  if (flags == nullptr || flags->value.size() < 4 ||
-      (disk::Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
-    ++fit->second.unread;
-  fit->second.contents.push_back(RowFromProps(nid, schema::ContentsTable(), written.props));
+  if (listing == Listing::kAssociated) {
+    fit->second.associated.push_back(
+        RowFromProps(nid, schema::AssocContentsTable(), written.props));
+  } else if (listing == Listing::kContents) {
+    const auto* flags = FindProp(m.props, 0x0E07);
+    if (flags == nullptr || flags->value.size() < 4 ||
+        (disk::Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
+      ++fit->second.unread;
+    fit->second.contents.push_back(RowFromProps(nid, schema::ContentsTable(), written.props));
+  }
   return nid;
+}
+
+Status StoreWriter::SetFolderProperties(uint32_t folder, std::vector<Property> props,
+                                        const std::vector<NamedValue>& named) {
+  auto it = folders_.find(folder);
+  if (it == folders_.end())
+    return Status::InvalidArgument("PST writer: no folder " + std::to_string(folder) +
+                                   " to set properties of");
+  MBX_RETURN_IF_ERROR(AddNamed(named, &props));
+  for (auto& p : props) {
+    if (p.id == 0x3613 && p.type == disk::kPtypString) {
+      it->second.container_class = disk::Utf16leToUtf8(p.value);
+      continue;
+    }
+    auto& mine = it->second.props;
+    mine.erase(
+        std::remove_if(mine.begin(), mine.end(), [&p](const Property& q) { return q.id == p.id; }),
+        mine.end());
+    mine.push_back(std::move(p));
+  }
+  return Status::Ok();
+}
+
+std::string StoreWriter::ContainerClass(uint32_t folder) const {
+  auto it = folders_.find(folder);
+  return it == folders_.end() ? std::string() : it->second.container_class;
 }
 
 // A message's node content: its property context, and as subnodes its
@@ -545,6 +605,11 @@ Status StoreWriter::WriteFolder(const Folder& f) {
   if (f.nid == kNidDeletedItems) props.push_back(StringProp(0x3004, "Deleted Items folder"));
   if (f.nid == kNidCommonViews) props.push_back(StringProp(0x3004, ""));
   if (!f.container_class.empty()) props.push_back(StringProp(0x3613, f.container_class));
+  if (!f.associated.empty())  // PidTagAssociatedContentCount
+    props.push_back(Int32Prop(0x3617, static_cast<uint32_t>(f.associated.size())));
+  for (const auto& p : f.props) {
+    if (FindProp(props, p.id) == nullptr) props.push_back(p);
+  }
   if (f.nid == kNidRootFolder) {
     // Drafts and Junk are found through entry IDs on the root folder.
     if (auto it = special_.find(SpecialFolder::kDrafts); it != special_.end())
@@ -581,9 +646,12 @@ Status StoreWriter::WriteFolder(const Folder& f) {
   if (f.nid == kNidRootFolder) {
     MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::RootAssocContentsTable(), {}).status());
   } else if (f.nid == kNidCommonViews) {
-    MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::CommonViewsAssocContentsTable(), {}).status());
-  } else {
+    MBX_RETURN_IF_ERROR(
+        WriteTable(assoc, schema::CommonViewsAssocContentsTable(), f.associated).status());
+  } else if (f.associated.empty()) {
     MBX_RETURN_IF_ERROR(shared(assoc, empty_assoc_));
+  } else {
+    MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::AssocContentsTable(), f.associated).status());
   }
   return Status::Ok();
 }

@@ -80,6 +80,23 @@ class StoreWriter {
 
   // Writes a message into `folder`; returns its NID.
   Result<uint32_t> AddMessage(uint32_t folder, const OutMessage& message);
+  // Writes an associated (FAI) message into `folder`'s associated contents
+  // table ([MS-PST] 2.4.4.6): an NID_TYPE_ASSOC_MESSAGE node with
+  // MSGFLAG_ASSOCIATED set; returns its NID.
+  Result<uint32_t> AddAssociatedMessage(uint32_t folder, const OutMessage& message);
+  // Writes a message node whose nidParent is `parent` (which need not exist)
+  // and which no contents table lists: what a crash or a deletion can leave
+  // behind. For tests of recovery only; the result fails `mbxmerge check`.
+  Result<uint32_t> AddUnlistedMessageForTesting(uint32_t parent, const OutMessage& message);
+
+  // Properties of a folder beyond its name and counts (container class,
+  // comment, views...), written with the folder. The writer's own (name,
+  // counts, subfolder flag) win; PidTagContainerClass also goes to the
+  // folder's hierarchy-table row.
+  Status SetFolderProperties(uint32_t folder, std::vector<ltp::Property> props,
+                             const std::vector<NamedValue>& named);
+  // The folder's container class ("IPF.Note"), "" when it has none or there is no such folder.
+  std::string ContainerClass(uint32_t folder) const;
 
   Status Finish();
 
@@ -93,8 +110,12 @@ class StoreWriter {
     std::string container_class;
     std::vector<uint32_t> children;
     std::vector<ltp::RowValues> contents;
+    std::vector<ltp::RowValues> associated;  // FAI rows
+    std::vector<ltp::Property> props;        // SetFolderProperties
     uint32_t unread = 0;
   };
+  enum class Listing { kContents, kAssociated, kNone };
+  Result<uint32_t> Add(uint32_t folder, const OutMessage& m, Listing listing);
   struct WrittenMessage {
     uint64_t bid_data = 0, bid_sub = 0;
     uint64_t size = 0;                 // PidTagMessageSize
