@@ -10,7 +10,7 @@ DEPS := build-essential cmake ninja-build pkg-config git \
   libgmime-3.0-dev libcli11-dev nlohmann-json3-dev libspdlog-dev \
   libpff-dev libbfio-dev \
   pff-tools pst-utils procmail mblaze dovecot-core \
-  python3-icalendar python3-vobject
+  python3-icalendar python3-vobject python3-yaml
 
 .PHONY: all deps build demo test test-release test-asan test-tsan bench clean
 

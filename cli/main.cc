@@ -22,6 +22,7 @@
 #include "engine/progress.h"
 #include "engine/recovery/diagnose.h"
 #include "engine/recovery/recover.h"
+#include "engine/report_merge.h"
 #include "formats/maildir/maildir.h"
 #include "formats/pst/check/check.h"
 #include "formats/registry.h"
@@ -247,6 +248,7 @@ int RunMergeCommand(const MergeArgs& a) {
     sopt.allow_hardlinks = !a.no_hardlinks;
     sopt.pst_compressible = a.pst_encoding == "compressible";
     sopt.pst_backup = !a.no_backup;
+    sopt.replace_mode = opt.mode == mbx::MergeMode::kReplace || opt.mode == mbx::MergeMode::kReplaceNewer;
     auto s = mbx::OpenSink(*target, sopt);
     if (!s.ok()) return Fail(kExitFatal, "--into " + a.into + ": " + s.status().message());
     sink = std::move(s).value();
@@ -282,7 +284,11 @@ int RunMergeCommand(const MergeArgs& a) {
   bar.Finish();
 
   for (const auto& f : report.failures) mbx::log::Warn(f.origin + ": " + f.reason);
-  if (!report.fatal.empty()) mbx::log::Error(report.fatal);
+  if (!report.fatal.empty()) {
+    mbx::log::Error(report.fatal);
+    // Even with --quiet: a run that stopped must say why.
+    if (a.quiet) std::fprintf(stderr, "mbxmerge: error: %s\n", report.fatal.c_str());
+  }
   if (!a.quiet) std::fputs(report.Summary().c_str(), stdout);
   if (!a.report.empty()) {
     Status s = mbx::fs::AtomicWriteFile(a.report, report.ToJson());
@@ -489,6 +495,28 @@ int RunTransferCommand(const StoreArgs& sa, const MergeArgs& ma, const std::stri
   });
 }
 
+// `report --merge`: joins the shards' JSON reports; 0 all done, 1 some work
+// failed or a shard is missing, 2 a bad or overlapping report.
+struct ReportArgs {
+  std::vector<std::string> merge;
+  std::string out;
+  bool quiet = false;
+};
+
+int RunReportCommand(const ReportArgs& a) {
+  auto joined = mbx::MergeReports(a.merge);
+  if (!joined.ok()) return Fail(ExitFor(joined.status()), joined.status().message());
+  if (a.out.empty()) {
+    std::fputs(joined->json.c_str(), stdout);
+  } else {
+    if (Status s = mbx::fs::AtomicWriteFile(a.out, joined->json); !s.ok()) {
+      return Fail(kExitFatal, "writing the joined report: " + s.message());
+    }
+    if (!a.quiet) std::fputs(joined->summary.c_str(), stdout);
+  }
+  return joined->exit_code;
+}
+
 // The flags of every command that merges (merge, recover, import).
 void AddMergeFlags(CLI::App* cmd, MergeArgs& m) {
   cmd->add_option("--mode", m.mode,
@@ -625,6 +653,24 @@ int main(int argc, char** argv) {
       ->required();
   AddMergeFlags(imp, imp_merge);
 
+  ReportArgs rep;
+  auto* report =
+      app.add_subcommand("report", "Join the JSON reports of the shards of one run (--shard K/N)");
+  report
+      ->add_option("--merge", rep.merge,
+                   "The shards' reports (recover, export, import or merge --report)")
+      ->required();
+  report->add_option("--out", rep.out, "Write the joined report to FILE (default: print it)");
+  report->add_flag("--quiet,-q", rep.quiet, "With --out: no summary");
+  report->footer(
+      "Users are concatenated (each tagged with its shard and report), totals summed,\n"
+      "failures kept with their shard; the shard list and any missing shard are recorded.\n"
+      "Refused (exit 2): an unreadable or invalid file, mixed commands, dry and real runs,\n"
+      "shards of different N, one shard twice, a user in two reports (shards must be disjoint).\n"
+      "Exit status: 0 all done; 1 some user failed or a shard of the split is missing (rerun\n"
+      "that shard alone, then join again); 2 refused. See docs/scale-out.md.\n"
+      "Example: mbxmerge report --merge r1.json r2.json r3.json --out recover.json");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -640,5 +686,6 @@ int main(int argc, char** argv) {
   if (recover->parsed()) return RunRecoverCommand(rec_store, rec_merge);
   if (exp->parsed()) return RunTransferCommand(exp_store, exp_merge, exp_dir, exp_format, /*is_export=*/true);
   if (imp->parsed()) return RunTransferCommand(imp_store, imp_merge, imp_dir, "mbxz", /*is_export=*/false);
+  if (report->parsed()) return RunReportCommand(rep);
   return kExitUsage;
 }

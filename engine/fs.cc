@@ -13,6 +13,8 @@
 #include <cstring>
 #include <utility>
 
+#include "engine/faultpoint.h"
+
 namespace mbx::fs {
 
 Fd& Fd::operator=(Fd&& o) noexcept {
@@ -99,17 +101,20 @@ Status AtomicWriteFile(const std::string& path, std::string_view data) {
   {
     MBX_ASSIGN_OR_RETURN(Fd fd, Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
     Status s = WriteAll(fd.get(), data, tmp);
+    if (s.ok()) MBX_CRASH_POINT("fs.atomic-write.after-temp-write");
     if (s.ok()) s = FsyncFd(fd.get(), tmp);
     if (!s.ok()) {
       ::unlink(tmp.c_str());
       return s;
     }
+    MBX_CRASH_POINT("fs.atomic-write.after-fsync");
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return Status::FromErrno("rename '" + tmp + "' to '" + path + "'", err);
   }
+  MBX_CRASH_POINT("fs.atomic-write.after-rename");
   return FsyncDir(Dirname(path));
 }
 

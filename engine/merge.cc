@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "engine/dedupe.h"
+#include "engine/faultpoint.h"
 #include "engine/fs.h"
 #include "formats/mime/mime.h"
 
@@ -366,6 +367,7 @@ bool Pipeline::FlushBatch() {
     pending_dup_archive_.clear();
     return true;
   }
+  MBX_CRASH_POINT("merge.batch.before-flush");
   Status s = sink_->Flush();
   if (!s.ok()) {
     sink_->Rollback();
@@ -390,6 +392,7 @@ bool Pipeline::FlushBatch() {
   }
   staged_.clear();
   staged_bytes_ = 0;
+  if (s.ok()) MBX_CRASH_POINT("merge.batch.after-flush");
   return s.ok();
 }
 
@@ -442,6 +445,7 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
                            opt_.mode == MergeMode::kArchive ? ArchiveHandle(*w, &c) : Archivable{},
                            replacing});
   staged_bytes_ += m.ByteSize();
+  MBX_CRASH_POINT("merge.commit.after-stage");
   if (staged_.size() >= opt_.batch_messages || staged_bytes_ >= opt_.batch_bytes) FlushBatch();
 }
 
@@ -484,6 +488,7 @@ void Pipeline::ArchiveSources() {
       Fail(a.origin, "archive: cannot remove '" + a.file + "': " + std::strerror(errno));
       continue;
     }
+    MBX_CRASH_POINT("merge.archive.after-unlink");
     a.counts->archived++;
     dirs.insert(fs::Dirname(a.file));
   }
@@ -496,6 +501,7 @@ void Pipeline::ArchiveSources() {
     tokens.reserve(messages.size());
     for (const auto& [token, _] : messages) tokens.push_back(token);
     std::set<uint64_t> kept;
+    MBX_CRASH_POINT("merge.archive.before-source-rewrite");
     Status s = sources_[source]->RemoveMessages(tokens, [&](uint64_t token, std::string why) {
       auto it = messages.find(token);
       Fail(it == messages.end() ? sources_[source]->Describe() : it->second->origin,
@@ -554,11 +560,15 @@ RunReport Pipeline::Run() {
   for (auto& t : workers) t.join();
   committer.join();
 
+  MBX_CRASH_POINT("merge.close.before");
   Status close = sink_->Close();
   if (!close.ok() && report_.fatal.empty())
     report_.fatal = "closing the target: " + close.ToString();
   // Only now is every counted message durable in the target.
-  if (close.ok() && opt_.mode == MergeMode::kArchive && !opt_.dry_run) ArchiveSources();
+  if (close.ok() && opt_.mode == MergeMode::kArchive && !opt_.dry_run) {
+    MBX_CRASH_POINT("merge.archive.before");
+    ArchiveSources();
+  }
   if (opt_.cancel && opt_.cancel->load() && report_.fatal.empty()) {
     report_.fatal = "interrupted: everything counted as written is durable; run again to finish";
   }

@@ -138,6 +138,7 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOpt
       pst::PstSinkOptions p;
       p.compressible = opts.pst_compressible;
       p.backup = opts.pst_backup;
+      p.defer_existing = opts.replace_mode;
       return pst::OpenSink(loc.path, p);
     }
     case FormatKind::kBundle:

@@ -48,6 +48,9 @@ struct SinkOptions {
   bool pst_compressible = false;
   // Merging into an existing PST keeps the previous file as PATH.bak.
   bool pst_backup = true;
+  // --mode replace*: a PST target, which rewrites its existing messages,
+  // copies them at Close() instead, without the ones replaced.
+  bool replace_mode = false;
 };
 
 struct SourceOptions {

@@ -15,6 +15,7 @@
 #include "formats/maildir/maildir.h"
 #include "formats/mbox/mbox.h"
 #include "formats/registry.h"
+#include "tests/pst_oracles.h"
 #include "tests/test_util.h"
 
 namespace mbx {
@@ -276,6 +277,227 @@ TEST_F(ModesTest, ReplaceIsRefusedForTargetsThatCannotReplace) {
       {"merge", "--mode", "bogus", "--from", P("a.mbox"), "--into", "maildir:" + P("x")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("replace-newer"), std::string::npos) << r.err;
+}
+
+// A PST source in archive mode is rewritten without the archived messages:
+// the rest, its folders included, stay; the previous file stays as .bak.
+TEST_F(ModesTest, ArchiveFromPstRewritesItWithoutTheArchivedMessages) {
+  Gen({"mailbox", "--format", "maildir", "--out", P("md"), "--messages", "120", "--folders", "3",
+       "--seed", "5"});
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", "maildir:" + P("md"), "--into", P("src.pst"), "--quiet"})
+          .exit_code,
+      0);
+  const auto before = MbxgenIdCounts(P("src.pst"));
+  const std::string original = ReadFileOrDie(P("src.pst"));
+  auto folders_before = RunMbxmerge({"list", "--json", P("src.pst")});
+  ASSERT_EQ(before.size(), 120u);
+  auto r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("src.pst"), "--into",
+                        "maildir:" + P("out"), "--date-field", "sent", "--since", "2021-01-01",
+                        "--until", "2021-12-31", "--report", P("r.json"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto t = Report(P("r.json"))["totals"];
+  EXPECT_GT(t["archived"].get<int>(), 5);
+  EXPECT_EQ(t["archived"].get<int>(), t["written"].get<int>());
+  EXPECT_EQ(testing::PstCheckViolations(P("src.pst")), "");
+  EXPECT_EQ(ReadFileOrDie(P("src.pst.bak")), original);
+  auto left = MbxgenIdCounts(P("src.pst"));
+  auto out = MbxgenIdCounts("maildir:" + P("out"));
+  EXPECT_EQ(left.size() + out.size(), before.size());
+  EXPECT_EQ(out.size(), static_cast<size_t>(t["archived"].get<int>()));
+  for (const auto& [id, n] : before) {
+    EXPECT_EQ(left.count(id) + out.count(id), 1u)
+        << id << " must be in exactly one of source and target";
+  }
+  // The folder tree is intact (counts shrink, no folder goes).
+  auto folders_after = nlohmann::json::parse(RunMbxmerge({"list", "--json", P("src.pst")}).out);
+  EXPECT_EQ(folders_after.size(), nlohmann::json::parse(folders_before.out).size());
+
+  // A rerun archives nothing more and leaves the file as it is.
+  const std::string after = ReadFileOrDie(P("src.pst"));
+  r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("src.pst"), "--into",
+                   "maildir:" + P("out"), "--date-field", "sent", "--since", "2021-01-01",
+                   "--until", "2021-12-31", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFileOrDie(P("src.pst")), after);
+}
+
+TEST_F(ModesTest, ArchiveRefusesAnOst) {
+  const std::string shared = testing::SharedDataDir();
+  if (shared.empty()) GTEST_SKIP() << "../shared/data is absent";
+  stdfs::copy_file(shared + "/outlook/pstsdk-sample1.pst", P("a.pst"));
+  stdfs::copy_file(shared + "/outlook/pstextractortestpdf@outlook.com.ost", P("a.ost"));
+  const std::string ost = ReadFileOrDie(P("a.ost"));
+  auto r = RunMbxmerge(
+      {"merge", "--mode", "archive", "--from", P("a.ost"), "--into", "maildir:" + P("out")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot have messages removed"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFileOrDie(P("a.ost")), ost);
+  // An Outlook-written PST is archived like ours.
+  r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.pst"), "--into",
+                   "maildir:" + P("out"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(testing::PstCheckViolations(P("a.pst")), "");
+  auto left = RunMbxmerge({"list", "--json", P("a.pst")});
+  size_t messages = 0;
+  for (const auto& f : nlohmann::json::parse(left.out)) messages += f["messages"].get<size_t>();
+  EXPECT_EQ(messages, 0u);
+}
+
+std::string FromLine() { return "From x@y Mon Mar  1 10:00:00 2021\n"; }
+
+TEST_F(ModesTest, ReplaceIntoPstTakesTheSourcesVersion) {
+  std::string target, source;
+  for (int i = 0; i < 5; ++i)
+    target += FromLine() + Msg("m" + std::to_string(i), "s", "old") + "\n";
+  for (int i = 0; i < 3; ++i)
+    source += FromLine() + Msg("m" + std::to_string(i), "s", "new") + "\n";
+  source += FromLine() + Msg("n0", "s", "new") + "\n";
+  WriteFileOrDie(P("t.mbox"), target);
+  WriteFileOrDie(P("s.mbox"), source);
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("t.mbox"), "--into", P("t.pst"), "--quiet"}).exit_code, 0);
+  auto r = RunMbxmerge({"merge", "--mode", "replace", "--dedupe", "message-id", "--from",
+                        P("s.mbox"), "--into", P("t.pst"), "--report", P("r.json"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Report(P("r.json"))["totals"]["replaced"].get<int>(), 3);
+  EXPECT_EQ(testing::PstCheckViolations(P("t.pst")), "");
+  ASSERT_EQ(RunMbxmerge({"merge", "--mode", "copy", "--from", P("t.pst"), "--into",
+                         "maildir:" + P("back"), "--quiet"})
+                .exit_code,
+            0);
+  auto bodies = BodiesById(P("back"));
+  ASSERT_EQ(bodies.size(), 6u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bodies["m" + std::to_string(i)], "new\n") << i;
+  EXPECT_EQ(bodies["m3"], "old\n");
+  EXPECT_EQ(bodies["m4"], "old\n");
+  EXPECT_EQ(bodies["n0"], "new\n");
+}
+
+// ExMerge's rule: PR_SEARCH_KEY decides. A message exported from a PST and
+// edited since (other subject and body) is still the same item.
+TEST_F(ModesTest, SearchKeyFollowsTheItemAcrossFormats) {
+  std::string mbox;
+  for (int i = 0; i < 4; ++i)
+    mbox += FromLine() + Msg("k" + std::to_string(i), "orig", "body") + "\n";
+  WriteFileOrDie(P("a.mbox"), mbox);
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("a.pst"), "--quiet"}).exit_code, 0);
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("a.pst"), "--into", P("out.mbox"), "--quiet"}).exit_code,
+      0);
+  std::string exported = ReadFileOrDie(P("out.mbox"));
+  size_t keys = 0;
+  for (size_t at = 0; (at = exported.find("\nX-Mbxmerge-Search-Key: ", at)) != std::string::npos;
+       ++at)
+    ++keys;
+  ASSERT_EQ(keys, 4u) << exported;
+  // Edited: subject and body differ from the PST's copy.
+  for (size_t at = 0; (at = exported.find("Subject: orig", at)) != std::string::npos;)
+    exported.replace(at, 13, "Subject: edit");
+  for (size_t at = 0; (at = exported.find("\nbody", at)) != std::string::npos;)
+    exported.replace(at, 5, "\nBODY");
+  WriteFileOrDie(P("edited.mbox"), exported);
+  auto r = RunMbxmerge({"merge", "--dedupe", "search-key", "--from", P("edited.mbox"), "--into",
+                        P("a.pst"), "--report", P("r.json"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto t = Report(P("r.json"))["totals"];
+  EXPECT_EQ(t["duplicates_skipped"].get<int>(), 4);
+  EXPECT_EQ(t["written"].get<int>(), 0);
+  // Under the auto rule they are other messages.
+  r = RunMbxmerge({"merge", "--dedupe", "auto", "--from", P("edited.mbox"), "--into",
+                   "maildir:" + P("md"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunMbxmerge({"merge", "--dedupe", "auto", "--from", P("a.pst"), "--into",
+                   "maildir:" + P("md"), "--report", P("r2.json"), "--quiet"});
+  EXPECT_EQ(Report(P("r2.json"))["totals"]["written"].get<int>(), 4);
+  // A message without a search key falls back to the auto rule.
+  WriteFileOrDie(P("plain.mbox"),
+                 FromLine() + Msg("p", "s", "x") + "\n" + FromLine() + Msg("p", "s", "x") + "\n");
+  r = RunMbxmerge({"merge", "--dedupe", "search-key", "--from", P("plain.mbox"), "--into",
+                   "maildir:" + P("p"), "--report", P("r3.json"), "--quiet"});
+  t = Report(P("r3.json"))["totals"];
+  EXPECT_EQ(t["written"].get<int>(), 1);
+  EXPECT_EQ(t["duplicates_skipped"].get<int>(), 1);
+}
+
+TEST_F(ModesTest, ReplaceIntoEmlTreeTakesTheSourcesVersion) {
+  std::string target, source;
+  for (int i = 0; i < 4; ++i)
+    target += FromLine() + Msg("e" + std::to_string(i), "s", "old") + "\n";
+  for (int i = 0; i < 2; ++i)
+    source += FromLine() + Msg("e" + std::to_string(i), "s", "new") + "\n";
+  WriteFileOrDie(P("t.mbox"), target);
+  WriteFileOrDie(P("s.mbox"), source);
+  ASSERT_EQ(RunMbxmerge({"merge", "--from", P("t.mbox"), "--into", "eml:" + P("tree"), "--quiet"})
+                .exit_code,
+            0);
+  auto r =
+      RunMbxmerge({"merge", "--mode", "replace", "--dedupe", "message-id", "--from", P("s.mbox"),
+                   "--into", "eml:" + P("tree"), "--report", P("r.json"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Report(P("r.json"))["totals"]["replaced"].get<int>(), 2);
+  std::map<std::string, std::string> bodies;
+  for (const auto& f : testing::ListFilesRecursive(P("tree"))) {
+    ASSERT_TRUE(f.ends_with(".eml")) << f;
+    std::string data = ReadFileOrDie(P("tree") + "/" + f);
+    size_t id = data.find("Message-ID: <") + 13;
+    EXPECT_TRUE(bodies.emplace(data.substr(id, 2), data.substr(data.find("\n\n") + 2)).second)
+        << "two copies";
+  }
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_EQ(bodies["e0"], "new\n");
+  EXPECT_EQ(bodies["e1"], "new\n");
+  EXPECT_EQ(bodies["e2"], "old\n");
+  EXPECT_FALSE(stdfs::exists(P("tree/.mbxmerge-replace")));
+}
+
+// kill -9 at each named point of a PST rewrite (tests/fault_injection_test.cc
+// covers the MIME formats): archive mode from a PST source, then a rerun.
+// Every message ends up exactly once in source or target, and in the target
+// if it left the source.
+TEST_F(ModesTest, ArchiveFromPstSurvivesAKillAtEveryRewritePoint) {
+  Gen({"mailbox", "--format", "mbox", "--out", P("gen.mbox"), "--messages", "30", "--seed", "9"});
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("gen.mbox"), "--into", P("gen.pst"), "--quiet"}).exit_code,
+      0);
+  const auto all = MbxgenIdCounts(P("gen.pst"));
+  ASSERT_EQ(all.size(), 30u);
+  for (std::string point : {"merge.archive.before-source-rewrite", "pst.copy-existing.message:3",
+                            "pst.close.before-finish", "pst.close.after-finish",
+                            "pst.close.before-rename", "pst.close.after-rename"}) {
+    SCOPED_TRACE(point);
+    stdfs::remove_all(P("run"));
+    stdfs::create_directories(P("run"));
+    stdfs::copy_file(P("gen.pst"), P("run/src.pst"));
+    std::vector<std::string> merge = {"merge",
+                                      "--mode",
+                                      "archive",
+                                      "--from",
+                                      P("run/src.pst"),
+                                      "--into",
+                                      "maildir:" + P("run/out"),
+                                      "--date-field",
+                                      "sent",
+                                      "--since",
+                                      "2021-01-01",
+                                      "--quiet"};
+    std::vector<std::string> killed = {"env", "MBXMERGE_CRASH_AT=" + point,
+                                       testing::MbxmergePath()};
+    killed.insert(killed.end(), merge.begin(), merge.end());
+    auto r = testing::Run(killed);
+    ASSERT_EQ(r.exit_code, 128 + 9) << r.err;
+    r = RunMbxmerge(merge);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(testing::PstCheckViolations(P("run/src.pst")), "");
+    auto left = MbxgenIdCounts(P("run/src.pst"));
+    auto out = MbxgenIdCounts("maildir:" + P("run/out"));
+    EXPECT_GT(out.size(), 5u);
+    EXPECT_GT(left.size(), 0u);
+    for (const auto& [id, n] : all) {
+      EXPECT_EQ(left[id] + out[id], 1) << id;
+    }
+  }
 }
 
 }  // namespace

@@ -326,6 +326,76 @@ TEST_F(StoreTest, BadDirectoryIsAClearError) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+// Export and import keep a journal: killed after the second user, the rerun
+// skips the users already done and finishes the rest; a finished run forgets
+// the journal, so the next run reads everything again.
+TEST_F(StoreTest, ExportAndImportResumeFromTheirJournal) {
+  WriteFileOrDie(tmp_ / "list.txt", "alice\nbob\ndave\n");
+  const std::string mb = store_ + "/mailboxes/";
+  std::map<std::string, std::string> connected = {{"alice", mb + G(11).ToString()},
+                                                  {"bob", mb + G(2).ToString() + ".mbox"},
+                                                  {"dave", mb + G(14).ToString() + ".mbox"}};
+  std::vector<std::string> exp = {testing::MbxmergePath(),
+                                  "export",
+                                  "--store",
+                                  store_,
+                                  "--to",
+                                  tmp_ / "exp",
+                                  "--mailboxes",
+                                  tmp_ / "list.txt",
+                                  "--quiet",
+                                  "--report",
+                                  tmp_ / "e.json"};
+  std::vector<std::string> killed = {"env", "MBXMERGE_CRASH_AT=export.after-merge:2"};
+  killed.insert(killed.end(), exp.begin(), exp.end());
+  ASSERT_EQ(testing::Run(killed).exit_code, 128 + 9);
+  std::vector<std::string> args(exp.begin() + 1, exp.end());
+  auto r = RunMbxmerge(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::string> status;
+  const auto report = nlohmann::json::parse(ReadFileOrDie(tmp_ / "e.json"));
+  for (const auto& u : report["users"])
+    status[u["alias"].get<std::string>()] = u["status"].get<std::string>();
+  // The first user was journaled before the kill; the second was exported
+  // but not journaled, so it is exported again (dedupe writes nothing twice).
+  EXPECT_EQ(status["alice"], "already-exported");
+  EXPECT_EQ(status["bob"], "exported");
+  EXPECT_EQ(status["dave"], "exported");
+  for (const auto& [alias, path] : connected)
+    EXPECT_EQ(Ids(tmp_ / ("exp/" + alias + ".mbxz")), Ids(path)) << alias;
+  EXPECT_FALSE(stdfs::exists(store_ + "/.mbxmerge/export.journal"));
+  // The journal is gone: a new run exports every user again, writing nothing new.
+  r = RunMbxmerge(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto again = nlohmann::json::parse(ReadFileOrDie(tmp_ / "e.json"));
+  for (const auto& u : again["users"]) {
+    EXPECT_EQ(u["status"], "exported") << u["alias"];
+    EXPECT_EQ(u["written"], 0) << u["alias"];
+  }
+
+  // Import into emptied mailboxes, killed after the first user.
+  std::map<std::string, std::map<std::string, int>> before;
+  for (const auto& [alias, path] : connected) before[alias] = Ids(path);
+  WriteFileOrDie(connected["bob"], "");
+  WriteFileOrDie(connected["dave"], "");
+  std::vector<std::string> imp = {testing::MbxmergePath(),
+                                  "import",
+                                  "--store",
+                                  store_,
+                                  "--from",
+                                  tmp_ / "exp",
+                                  "--quiet",
+                                  "--report",
+                                  tmp_ / "i.json"};
+  killed = {"env", "MBXMERGE_CRASH_AT=import.after-merge:1"};
+  killed.insert(killed.end(), imp.begin(), imp.end());
+  ASSERT_EQ(testing::Run(killed).exit_code, 128 + 9);
+  r = RunMbxmerge(std::vector<std::string>(imp.begin() + 1, imp.end()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [alias, path] : connected) EXPECT_EQ(Ids(path), before[alias]) << alias;
+  EXPECT_FALSE(stdfs::exists(store_ + "/.mbxmerge/import.journal"));
+}
+
 TEST_F(StoreTest, ExportImportRoundTripThroughMbxz) {
   WriteFileOrDie(tmp_ / "list.txt", "# the ones with mailboxes\nalice\nBob Baker\ndave\n");
   const std::string mb = store_ + "/mailboxes/";
@@ -469,6 +539,24 @@ TEST(JournalTest, IgnoresATornLastLine) {
   EXPECT_EQ(j->Step("b"), "merged");
   EXPECT_EQ(j->Detail("a"), "x");
   EXPECT_EQ(j->Step("c"), "");
+}
+
+// A torn line after a power cut ("retired\tb" cut short: a prefix of another
+// user's record) must not glue itself to the next record.
+TEST(JournalTest, AppendingCutsOffATornLastLine) {
+  TempDir tmp;
+  WriteFileOrDie(tmp / "j", "merged\tbo\t\nmerged\tbob\t\nretired\tbo");
+  {
+    auto j = Journal::OpenForAppend(tmp / "j");
+    ASSERT_TRUE(j.ok());
+    EXPECT_EQ(j->Step("bo"), "merged");
+    ASSERT_TRUE(j->Record("bob", "reconnected").ok());
+  }
+  EXPECT_EQ(ReadFileOrDie(tmp / "j"), "merged\tbo\t\nmerged\tbob\t\nreconnected\tbob\t\n");
+  auto again = Journal::Open(tmp / "j");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->Step("bo"), "merged");
+  EXPECT_EQ(again->Step("bob"), "reconnected");
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include "engine/recovery/recover.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/faultpoint.h"
 #include "engine/log.h"
 #include "engine/recovery/diagnose.h"
 #include "formats/ldif/ldif.h"
@@ -46,6 +49,49 @@ Status AppendDurably(const std::string& path, std::string_view data) {
   MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_WRONLY | O_CREAT | O_APPEND, 0644));
   MBX_RETURN_IF_ERROR(fs::WriteAll(fd.get(), data, path));
   return fs::FsyncFd(fd.get(), path);
+}
+
+// Journal steps in the order a user goes through them.
+int StepRank(std::string_view step) {
+  if (step == "retired") return 4;
+  if (step == "reconnected") return 3;
+  if (step == "merged") return 2;
+  return step.empty() ? 0 : 1;
+}
+
+// Every user's furthest step over all the store's journals (the unsharded one
+// and each shard's), so a user finished under one split is not redone under
+// another. Other live shards' journals may grow meanwhile, but only for their
+// own users, never for ours (the store lock keeps concurrent runs disjoint).
+Result<std::map<std::string, std::string>> FurthestSteps(const Store& store) {
+  std::vector<std::string> paths{store.StateDir() + "/recover.journal"};
+  if (DIR* d = ::opendir(store.StateDir().c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (std::string_view(e->d_name).starts_with("shard-"))
+        paths.push_back(store.StateDir() + "/" + e->d_name + "/recover.journal");
+    }
+    ::closedir(d);
+  }
+  std::map<std::string, std::string> steps;
+  for (const auto& path : paths) {
+    MBX_ASSIGN_OR_RETURN(Journal j, Journal::Open(path));
+    for (const auto& [key, step] : j.Entries()) {
+      if (StepRank(step) > StepRank(steps[key])) steps[key] = step;
+    }
+  }
+  return steps;
+}
+
+// Serializes the writers of STORE/reconnect.ldif: the shards' appends (each
+// with its journal record) and a starting run's rewrite. An flock on a file of
+// its own, because the rewrite renames a new reconnect.ldif into place.
+Result<fs::Fd> LockReconnect(const Store& store) {
+  std::string path = store.StateDir() + "/reconnect.lock";
+  MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::FromErrno("flock '" + path + "'", errno);
+  }
+  return fd;
 }
 
 }  // namespace
@@ -130,17 +176,79 @@ Result<std::vector<const User*>> SelectUsers(const Store& store, const MailboxFi
   return out;
 }
 
-Result<fs::MailboxLock> LockStore(const Store& store) {
+std::string RunStateDir(const Store& store, std::optional<std::pair<int, int>> shard) {
+  if (!shard) return store.StateDir();
+  return store.StateDir() + "/shard-" + std::to_string(shard->first) + "-of-" +
+         std::to_string(shard->second);
+}
+
+Result<StoreLock> LockStore(const Store& store, std::optional<std::pair<int, int>> shard) {
   MBX_RETURN_IF_ERROR(fs::MakeDirs(store.StateDir()));
   std::string path = store.StateDir() + "/lock";
-  MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_RDWR | O_CREAT, 0644));
-  auto lock = fs::MailboxLock::Acquire(path, fd.get());
-  if (!lock.ok()) {
-    return Status::Busy("store '" + store.dir() + "' is in use by another mbxmerge run (" +
-                        lock.status().message() + ")");
+  StoreLock lock;
+  MBX_ASSIGN_OR_RETURN(lock.store_, fs::Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  auto busy = [&](const std::string& why) {
+    return Status::Busy("store '" + store.dir() + "' is in use by another mbxmerge run (" + why +
+                        ")");
+  };
+  // OFD locks: per open file, not per process, so they work across threads and
+  // are dropped when the process dies however it dies (kill -9 included).
+  struct flock fl = {};
+  fl.l_whence = SEEK_SET;
+  fl.l_type = shard ? F_RDLCK : F_WRLCK;
+  fl.l_start = shard ? shard->second : 0;
+  fl.l_len = shard ? 1 : 0;
+  if (::fcntl(lock.store_.get(), F_OFD_SETLK, &fl) != 0) {
+    if (errno != EACCES && errno != EAGAIN)
+      return Status::FromErrno("fcntl lock '" + path + "'", errno);
+    return busy(shard ? "an unsharded run holds '" + path + "'" : "'" + path + "' is locked");
   }
-  fd.Release();  // the lock owns the descriptor now; closing it would drop the fcntl lock
+  if (!shard) return lock;
+  // Another split holds some other byte. Both runs take their byte before
+  // looking, so of two racing splits at least one sees the other.
+  for (auto [start, len] : {std::pair<off_t, off_t>{0, shard->second}, {shard->second + 1, 0}}) {
+    struct flock probe = {};
+    probe.l_whence = SEEK_SET;
+    probe.l_type = F_WRLCK;
+    probe.l_start = start;
+    probe.l_len = len;
+    if (::fcntl(lock.store_.get(), F_OFD_GETLK, &probe) != 0)
+      return Status::FromErrno("fcntl probe '" + path + "'", errno);
+    if (probe.l_type != F_UNLCK) {
+      return busy("a run with --shard ?/" + std::to_string(probe.l_start) +
+                  " holds it; the shards of two splits overlap");
+    }
+  }
+  std::string dir = RunStateDir(store, shard);
+  MBX_RETURN_IF_ERROR(fs::MakeDirs(dir));
+  MBX_ASSIGN_OR_RETURN(lock.shard_, fs::Open(dir + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  struct flock ex = {};
+  ex.l_whence = SEEK_SET;
+  ex.l_type = F_WRLCK;
+  if (::fcntl(lock.shard_.get(), F_OFD_SETLK, &ex) != 0) {
+    if (errno != EACCES && errno != EAGAIN)
+      return Status::FromErrno("fcntl lock '" + dir + "/lock'", errno);
+    return busy("shard " + std::to_string(shard->first) + "/" + std::to_string(shard->second) +
+                " is being run already");
+  }
   return lock;
+}
+
+Result<Journal> Journal::OpenForAppend(const std::string& path) {
+  MBX_ASSIGN_OR_RETURN(Journal j, Open(path));
+  // A line torn by a power cut would glue itself to the next record: cut it.
+  if (fs::IsFile(path)) {
+    MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(path));
+    size_t keep = text.rfind('\n');
+    keep = keep == std::string::npos ? 0 : keep + 1;
+    if (keep != text.size()) {
+      if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0)
+        return Status::FromErrno("truncate the torn end of '" + path + "'", errno);
+      MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_WRONLY));
+      MBX_RETURN_IF_ERROR(fs::FsyncFd(fd.get(), path));
+    }
+  }
+  return j;
 }
 
 Result<Journal> Journal::Open(const std::string& path) {
@@ -249,6 +357,9 @@ std::string RecoverResult::ToJson() const {
   j["dry_run"] = dry_run;
   j["reconnect_file"] = reconnect_file;
   j["seconds"] = seconds;
+  j["shard"] =
+      shard ? nlohmann::json(std::to_string(shard->first) + "/" + std::to_string(shard->second))
+            : nlohmann::json(nullptr);
   j["users"] = nlohmann::json::array();
   for (const auto& u : users) {
     FolderCounts c = u.merge.Total();
@@ -294,6 +405,7 @@ bool MergeMailbox(const Location& from, const Location& into, const MergeOptions
   } else {
     SinkOptions sopt;
     sopt.create = create_target;
+    sopt.replace_mode = options.mode == MergeMode::kReplace || options.mode == MergeMode::kReplaceNewer;
     auto s = OpenSink(into, sopt);
     if (!s.ok()) return fail(s.status(), "target mailbox");
     sink = std::move(s).value();
@@ -322,22 +434,28 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
   result.dry_run = opt.dry_run;
   result.reconnect_file = store.dir() + "/reconnect.ldif";
 
-  std::optional<fs::MailboxLock> lock;
+  result.shard = opt.filter.shard;
+  std::optional<StoreLock> lock;
   std::optional<Journal> journal;
+  std::map<std::string, std::string> steps;  // alias -> furthest step in any journal
   if (!opt.dry_run) {
-    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store));
+    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store, opt.filter.shard));
     lock.emplace(std::move(l));
-    MBX_ASSIGN_OR_RETURN(auto j, Journal::Open(store.StateDir() + "/recover.journal"));
+    MBX_ASSIGN_OR_RETURN(auto j,
+                         Journal::OpenForAppend(RunStateDir(store, opt.filter.shard) + "/recover.journal"));
     journal.emplace(std::move(j));
-    // Rewrite the change file from the journal: whatever a killed run appended
+    // Rewrite the change file from the journals: whatever a killed run appended
     // after its last journaled step is dropped here and appended again below.
+    MBX_ASSIGN_OR_RETURN(fs::Fd guard, LockReconnect(store));
+    MBX_ASSIGN_OR_RETURN(steps, FurthestSteps(store));
     std::string text = kReconnectHeader;
-    for (const auto& [alias, step] : journal->Entries()) {
-      if (step != "reconnected" && step != "retired") continue;
-      if (const User* u = store.FindUserByAlias(alias); u && u->object_guid)
-        text += ReconnectRecord(*u);
+    for (const auto& u : store.users()) {
+      auto it = steps.find(u.alias);
+      if (it != steps.end() && StepRank(it->second) >= StepRank("reconnected") && u.object_guid)
+        text += ReconnectRecord(u);
     }
     MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(result.reconnect_file, text));
+    MBX_CRASH_POINT("recover.after-ldif-rewrite");
   }
 
   std::vector<DiagnoseRow> rows = Diagnose(store, /*count=*/false);
@@ -346,7 +464,7 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
     for (const auto& r : rows) {
       if (r.user == u) row = &r;
     }
-    std::string step = journal ? journal->Step(u->alias) : "";
+    std::string step = steps.count(u->alias) ? steps[u->alias] : "";
     bool in_progress = !step.empty();
     if (!in_progress && (!row || row->state != State::kBlankConnected)) continue;
 
@@ -398,13 +516,29 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
         result.users.push_back(std::move(out));
         continue;
       }
+      MBX_CRASH_POINT("recover.after-merge");
       if (Status s = journal->Record(u->alias, "merged", out.blank); !s.ok()) return s;
+      MBX_CRASH_POINT("recover.after-journal-merged");
       step = "merged";
     }
     // Step 2: the directory change.
     if (step == "merged") {
-      if (Status s = AppendDurably(result.reconnect_file, ReconnectRecord(*u)); !s.ok()) return s;
+      // Append and journal under the flock: a run starting meanwhile must not
+      // rewrite the file between the two and drop a change of a live shard.
+      MBX_ASSIGN_OR_RETURN(fs::Fd guard, LockReconnect(store));
+      // In two appends, so that a crash point can tear the record as a power cut may.
+      std::string record = ReconnectRecord(*u);
+      size_t half = record.size() / 2;
+      if (Status s = AppendDurably(result.reconnect_file, std::string_view(record).substr(0, half));
+          !s.ok())
+        return s;
+      MBX_CRASH_POINT("recover.ldif.mid-append");
+      if (Status s = AppendDurably(result.reconnect_file, std::string_view(record).substr(half));
+          !s.ok())
+        return s;
+      MBX_CRASH_POINT("recover.ldif.after-append");
       if (Status s = journal->Record(u->alias, "reconnected"); !s.ok()) return s;
+      MBX_CRASH_POINT("recover.after-journal-reconnected");
       step = "reconnected";
     }
     // Step 3: retire the blank mailbox (moved, never deleted).
@@ -414,13 +548,16 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
         std::string to = store.RetiredDir() + "/" + fs::Basename(blank->path);
         if (fs::Exists(to))
           return Status::IOError("cannot retire '" + blank->path + "': '" + to + "' exists");
+        MBX_CRASH_POINT("recover.retire.before-rename");
         if (::rename(blank->path.c_str(), to.c_str()) != 0) {
           return Status::FromErrno("rename '" + blank->path + "' to '" + to + "'", errno);
         }
+        MBX_CRASH_POINT("recover.retire.after-rename");
         MBX_RETURN_IF_ERROR(fs::FsyncDir(store.RetiredDir()));
         MBX_RETURN_IF_ERROR(fs::FsyncDir(store.MailboxesDir()));
       }
       if (Status s = journal->Record(u->alias, "retired"); !s.ok()) return s;
+      MBX_CRASH_POINT("recover.after-journal-retired");
     }
     out.status = "recovered";
     result.users.push_back(std::move(out));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/fs.h"
@@ -35,14 +36,31 @@ int ShardOf(std::string_view alias, int n);
 // no user are an error (a typo must not silently skip a mailbox).
 Result<std::vector<const User*>> SelectUsers(const Store& store, const MailboxFilter& filter);
 
-// An exclusive lock on a store (STORE/.mbxmerge/lock): one run at a time.
-Result<fs::MailboxLock> LockStore(const Store& store);
+// A run's claim on a store, released on destruction. STORE/.mbxmerge/lock is
+// an open-file-description lock: an unsharded run holds all of it and excludes
+// every other run; shard K/N holds byte N shared plus an exclusive
+// STORE/.mbxmerge/shard-K-of-N/lock, so the N shards of one split run at once
+// while a second run of the same shard, a shard of another split (their users
+// would overlap) or an unsharded run is refused with Busy.
+class StoreLock {
+ private:
+  friend Result<StoreLock> LockStore(const Store&, std::optional<std::pair<int, int>>);
+  fs::Fd store_, shard_;
+};
+Result<StoreLock> LockStore(const Store& store,
+                            std::optional<std::pair<int, int>> shard = std::nullopt);
+
+// Where a run keeps its journal: STORE/.mbxmerge, or STORE/.mbxmerge/shard-K-of-N.
+std::string RunStateDir(const Store& store, std::optional<std::pair<int, int>> shard);
 
 // An append-only, fsynced log of finished steps: "step\talias\tdetail\n".
 // A torn last line (a run killed mid-write) is ignored.
 class Journal {
  public:
   static Result<Journal> Open(const std::string& path);
+  // Open() for the run that appends to it (holding its lock): also cuts off a
+  // torn last line, so the next record starts on a line of its own.
+  static Result<Journal> OpenForAppend(const std::string& path);
   // The last step recorded for `key` ("" if none).
   std::string Step(const std::string& key) const;
   std::string Detail(const std::string& key) const;
@@ -80,6 +98,7 @@ struct RecoverResult {
   std::string reconnect_file;
   bool dry_run = false;
   std::string command = "recover";
+  std::optional<std::pair<int, int>> shard;  // --shard K/N, recorded for `report --merge`
   double seconds = 0;
   int ExitCode() const;  // 0 all recovered; 1 some users failed
   // Records `out` as failed with `error`.
@@ -101,6 +120,9 @@ bool MergeMailbox(const Location& from, const Location& into, const MergeOptions
 // original one, append the user's change to STORE/reconnect.ldif, move the
 // blank mailbox to STORE/retired/. Each step is journaled, so a killed run
 // resumes where it stopped. A user that fails does not stop the others.
+// A shard journals in its own directory and reads every journal of the store,
+// so a user finished under one split is not redone under another; the appends
+// to reconnect.ldif of concurrent shards are serialized by an flock.
 Result<RecoverResult> Recover(const Store& store, const RecoverOptions& options);
 
 }  // namespace mbx::recovery

@@ -1,11 +1,15 @@
 // ExMerge's two-step procedure over a store: export, then import.
 #include <dirent.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <optional>
 #include <set>
 
+#include "engine/faultpoint.h"
 #include "engine/recovery/recover.h"
 
 namespace mbx::recovery {
@@ -29,6 +33,46 @@ double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Which users a transfer run has finished, so that a run killed at any point
+// and started again resumes where it stopped instead of reading every mailbox
+// again (dedupe alone would already keep it from writing anything twice). A
+// run that finishes with every user done removes it: the next run of the same
+// command starts afresh and picks up mail that arrived since.
+class TransferJournal {
+ public:
+  static Result<TransferJournal> Open(const Store& store, const TransferOptions& opt,
+                                      std::string_view name) {
+    TransferJournal t;
+    if (opt.dry_run) return t;
+    t.path_ = RunStateDir(store, opt.filter.shard) + "/" + std::string(name) + ".journal";
+    MBX_ASSIGN_OR_RETURN(Journal j, Journal::OpenForAppend(t.path_));
+    t.journal_.emplace(std::move(j));
+    return t;
+  }
+  // One key per mailbox pair: the same alias to another directory is other work.
+  static std::string Key(const std::string& alias, const std::string& from, const std::string& to) {
+    std::string k = alias + " " + from + " -> " + to;
+    for (char& c : k)
+      if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+    return k;
+  }
+  bool Done(const std::string& key) const { return journal_ && journal_->Step(key) == "done"; }
+  Status MarkDone(const std::string& key) {
+    return journal_ ? journal_->Record(key, "done") : Status::Ok();
+  }
+  // Forgets the run once every user is done.
+  Status Finish(const RecoverResult& result) {
+    if (!journal_ || result.ExitCode() != 0) return Status::Ok();
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
+      return Status::FromErrno("remove '" + path_ + "'", errno);
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  std::optional<Journal> journal_;
+};
+
 }  // namespace
 
 Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
@@ -38,14 +82,16 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
     return Status::InvalidArgument("export writes mbxz, pst, mbox or maildir");
   }
   MBX_ASSIGN_OR_RETURN(auto users, SelectUsers(store, opt.filter));
-  std::optional<fs::MailboxLock> lock;
+  std::optional<StoreLock> lock;
   if (!opt.dry_run) {
-    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store));
+    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store, opt.filter.shard));
     lock.emplace(std::move(l));
     MBX_RETURN_IF_ERROR(fs::MakeDirs(opt.dir));
   }
+  MBX_ASSIGN_OR_RETURN(TransferJournal journal, TransferJournal::Open(store, opt, "export"));
   RecoverResult result;
   result.command = "export";
+  result.shard = opt.filter.shard;
   result.dry_run = opt.dry_run;
   for (const User* u : users) {
     UserOutcome out;
@@ -70,6 +116,12 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
                                                         : "";
     to.path = fs::Join(opt.dir, FileStem(u->alias) + ext);
     to.exists = fs::Exists(to.path);
+    const std::string key = TransferJournal::Key(u->alias, mb->path, to.path);
+    if (journal.Done(key)) {
+      out.status = "already-exported";
+      result.users.push_back(std::move(out));
+      continue;
+    }
     if (opt.say) opt.say(u->alias + ": exporting " + mb->path + " to " + to.path);
     MergeOptions mopt = opt.merge;
     // ExMerge's import methods apply to the store commands too (--mode).
@@ -78,9 +130,12 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
     if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
     if (MergeMailbox(*from, to, mopt, opt.dry_run, /*create_target=*/true, &out)) {
       out.status = opt.dry_run ? "planned" : "exported";
+      MBX_CRASH_POINT("export.after-merge");
+      MBX_RETURN_IF_ERROR(journal.MarkDone(key));
     }
     result.users.push_back(std::move(out));
   }
+  MBX_RETURN_IF_ERROR(journal.Finish(result));
   result.seconds = Since(t0);
   return result;
 }
@@ -99,13 +154,15 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
 
-  std::optional<fs::MailboxLock> lock;
+  std::optional<StoreLock> lock;
   if (!opt.dry_run) {
-    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store));
+    MBX_ASSIGN_OR_RETURN(auto l, LockStore(store, opt.filter.shard));
     lock.emplace(std::move(l));
   }
+  MBX_ASSIGN_OR_RETURN(TransferJournal journal, TransferJournal::Open(store, opt, "import"));
   RecoverResult result;
   result.command = "import";
+  result.shard = opt.filter.shard;
   result.dry_run = opt.dry_run;
   for (const auto& name : names) {
     std::string path = fs::Join(opt.dir, name);
@@ -136,6 +193,12 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
       result.AddFailed(std::move(out), (!from.ok() ? from.status() : into.status()).message());
       continue;
     }
+    const std::string key = TransferJournal::Key(alias, path, mb->path);
+    if (journal.Done(key)) {
+      out.status = "already-imported";
+      result.users.push_back(std::move(out));
+      continue;
+    }
     if (opt.say) opt.say(alias + ": importing " + path + " into " + mb->path);
     MergeOptions mopt = opt.merge;
     // ExMerge's import methods apply to the store commands too (--mode).
@@ -144,9 +207,12 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
     if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
     if (MergeMailbox(*from, *into, mopt, opt.dry_run, /*create_target=*/false, &out)) {
       out.status = opt.dry_run ? "planned" : "imported";
+      MBX_CRASH_POINT("import.after-merge");
+      MBX_RETURN_IF_ERROR(journal.MarkDone(key));
     }
     result.users.push_back(std::move(out));
   }
+  MBX_RETURN_IF_ERROR(journal.Finish(result));
   result.seconds = Since(t0);
   return result;
 }

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/faultpoint.h"
 #include "engine/fs.h"
 #include "formats/maildir/maildir.h"
 #include "formats/mime/mime.h"
@@ -343,8 +344,32 @@ class EmlSink : public MailboxSink {
     }
     UnixTime mtime;
     bool vanished;
-    return maildir::internal::ReadMessageFile(
-        root_ + "/" + (arena_.c_str() + entry_offset_[locator]), &mtime, &vanished);
+    return maildir::internal::ReadMessageFile(ExistingPath(locator), &mtime, &vanished);
+  }
+
+  std::string ExistingPath(uint64_t locator) const {
+    return root_ + "/" + (arena_.c_str() + entry_offset_[locator]);
+  }
+
+  bool CanReplace() const override { return true; }
+
+  // The new .eml takes the old one's place (and its .ics/.vcf, if any):
+  // journaled like Maildir's (maildir::internal::FinishReplacementJournal).
+  Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) override {
+    if (existing >= entry_offset_.size())
+      return Status::InvalidArgument("eml '" + root_ + "': no existing message " +
+                                     std::to_string(existing));
+    size_t at = staged_.size();
+    MBX_RETURN_IF_ERROR(Stage(msg, folder));
+    staged_[at].replaces = ExistingPath(existing);
+    return Status::Ok();
+  }
+
+  UnixTime ExistingModified(uint64_t existing) override {
+    struct stat st;
+    if (existing >= entry_offset_.size() || ::stat(ExistingPath(existing).c_str(), &st) != 0)
+      return 0;
+    return st.st_mtim.tv_sec;
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {
@@ -416,6 +441,20 @@ class EmlSink : public MailboxSink {
     std::vector<std::string> tmps;
     for (const auto& s : staged_) tmps.push_back(s.tmp);
     MBX_RETURN_IF_ERROR(maildir::internal::SyncFiles(tmps, opts_.batch_sync));
+    // --mode replace: "new <TAB> old" before the new files appear.
+    std::string journal;
+    for (const auto& s : staged_) {
+      if (s.replaces.empty()) continue;
+      journal += s.final_path + "\t" + s.replaces + "\n";
+      std::string old_base = s.replaces.substr(0, s.replaces.size() - 4);  // without ".eml"
+      for (const char* ext : {".ics", ".vcf"}) {
+        if (fs::Exists(old_base + ext)) journal += s.final_path + "\t" + old_base + ext + "\n";
+      }
+    }
+    if (!journal.empty())
+      MBX_RETURN_IF_ERROR(
+          fs::AtomicWriteFile(maildir::internal::ReplacementJournalPath(root_), journal));
+    MBX_CRASH_POINT("eml.flush.after-data-sync");
     size_t done = 0;
     std::set<std::string> dirs;
     Status failed;
@@ -433,8 +472,10 @@ class EmlSink : public MailboxSink {
         break;
       }
       dirs.insert(s.folder->dir);
+      MBX_CRASH_POINT("eml.flush.after-rename");
     }
     if (failed.ok()) {
+      MBX_CRASH_POINT("eml.flush.after-renames");
       for (const auto& d : dirs) {
         failed = fs::FsyncDir(d);
         if (!failed.ok()) break;
@@ -444,10 +485,12 @@ class EmlSink : public MailboxSink {
       // Back to the state of the last good Flush(); the staged files stay for Rollback().
       for (size_t i = 0; i < done; ++i)
         ::rename(staged_[i].final_path.c_str(), staged_[i].tmp.c_str());
+      if (!journal.empty()) ::unlink(maildir::internal::ReplacementJournalPath(root_).c_str());
       return failed.WithContext("eml '" + root_ + "' flush");
     }
     for (auto& [_, f] : folders_) f.committed = f.next;
     staged_.clear();
+    if (!journal.empty()) return maildir::internal::FinishReplacementJournal(root_);
     return Status::Ok();
   }
 
@@ -477,6 +520,7 @@ class EmlSink : public MailboxSink {
     Folder* folder;
     std::string tmp;
     std::string final_path;
+    std::string replaces = {};  // --mode replace: the existing .eml this one takes the place of
   };
 
   Result<Folder*> EnsureFolder(std::string_view folder) {
@@ -543,6 +587,8 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& dir, const Sink
   Status s = fs::MakeDirs(dir);
   if (!s.ok()) return s.WithContext("eml tree '" + dir + "'");
   MBX_ASSIGN_OR_RETURN(maildir::DirLock lock, maildir::DirLock::Acquire(dir));
+  // A replacement a killed run left half done.
+  MBX_RETURN_IF_ERROR(maildir::internal::FinishReplacementJournal(dir));
   return std::unique_ptr<MailboxSink>(new EmlSink(dir, opts, std::move(lock)));
 }
 

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/faultpoint.h"
 #include "engine/fs.h"
 #include "formats/mime/mime.h"
 
@@ -572,6 +573,7 @@ class MaildirSink : public MailboxSink {
   Status Flush() override {
     if (staged_.empty()) return Status::Ok();
     MBX_RETURN_IF_ERROR(SyncStagedData());
+    MBX_CRASH_POINT("maildir.flush.after-data-sync");
     // --mode replace: journal "new file <TAB> old file" before the new files
     // appear, so that a crash anywhere leaves exactly one of each pair once
     // the next open has finished the journal (FinishReplacements).
@@ -579,7 +581,10 @@ class MaildirSink : public MailboxSink {
     for (const auto& s : staged_) {
       if (!s.replaces.empty()) journal += FinalPath(s) + "\t" + s.replaces + "\n";
     }
-    if (!journal.empty()) MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(JournalPath(), journal));
+    if (!journal.empty()) {
+      MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(JournalPath(), journal));
+      MBX_CRASH_POINT("maildir.flush.after-journal");
+    }
     // Rename into place; on any failure undo the renames done so far, so the
     // mailbox is as after the last good Flush() and the staged files stay in tmp/.
     std::vector<std::string> finals;
@@ -596,8 +601,10 @@ class MaildirSink : public MailboxSink {
       }
       finals.push_back(std::move(final_path));
       dirs_to_sync.insert(dir);
+      MBX_CRASH_POINT("maildir.flush.after-rename");
     }
     if (failed.ok()) {
+      MBX_CRASH_POINT("maildir.flush.after-renames");
       for (const auto& dir : dirs_to_sync) {
         failed = fs::FsyncDir(dir);
         if (!failed.ok()) break;
@@ -610,37 +617,12 @@ class MaildirSink : public MailboxSink {
       return failed.WithContext("maildir '" + root_ + "' flush");
     }
     staged_.clear();
+    MBX_CRASH_POINT("maildir.flush.after-dir-sync");
     if (!journal.empty()) return FinishReplacements();
     return Status::Ok();
   }
 
-  // Completes a replacement journal: an old file goes only if its new file is
-  // in place; a pair whose new file never appeared keeps the old one.
-  Status FinishReplacements() {
-    std::string path = JournalPath();
-    if (!fs::IsFile(path)) return Status::Ok();
-    MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(path));
-    std::set<std::string> dirs;
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos) nl = text.size();
-      std::string_view line(text.data() + pos, nl - pos);
-      pos = nl + 1;
-      size_t tab = line.find('\t');
-      if (tab == std::string_view::npos) continue;
-      std::string new_file(line.substr(0, tab)), old_file(line.substr(tab + 1));
-      if (!fs::Exists(new_file)) continue;
-      if (::unlink(old_file.c_str()) != 0 && errno != ENOENT) {
-        return Status::FromErrno("maildir '" + root_ + "': remove the replaced '" + old_file + "'",
-                                 errno);
-      }
-      dirs.insert(fs::Dirname(old_file));
-    }
-    for (const auto& d : dirs) MBX_RETURN_IF_ERROR(fs::FsyncDir(d));
-    if (::unlink(path.c_str()) != 0) return Status::FromErrno("remove '" + path + "'", errno);
-    return fs::FsyncDir(root_);
-  }
+  Status FinishReplacements() { return internal::FinishReplacementJournal(root_); }
 
   void Rollback() override {
     for (const auto& s : staged_) ::unlink(TmpPath(s).c_str());
@@ -673,7 +655,7 @@ class MaildirSink : public MailboxSink {
     bool cur = s.flags != 0;
     return s.folder->dir + (cur ? "/cur/" : "/new/") + s.name + (cur ? InfoSuffix(s.flags) : "");
   }
-  std::string JournalPath() const { return root_ + "/.mbxmerge-replace"; }
+  std::string JournalPath() const { return internal::ReplacementJournalPath(root_); }
 
   Result<Folder*> EnsureFolder(std::string_view folder) {
     std::string path = NormalizeFolder(folder);
@@ -964,5 +946,40 @@ void DirLock::Release() {
     dir_fd_ = -1;
   }
 }
+
+namespace internal {
+
+std::string ReplacementJournalPath(const std::string& root) { return root + "/.mbxmerge-replace"; }
+
+// An old file goes only if its new file is in place; a pair whose new file
+// never appeared keeps the old one.
+Status FinishReplacementJournal(const std::string& root) {
+  std::string path = ReplacementJournalPath(root);
+  if (!fs::IsFile(path)) return Status::Ok();
+  MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(path));
+  std::set<std::string> dirs;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) continue;
+    std::string new_file(line.substr(0, tab)), old_file(line.substr(tab + 1));
+    if (!fs::Exists(new_file)) continue;
+    if (::unlink(old_file.c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno("'" + root + "': remove the replaced '" + old_file + "'", errno);
+    }
+    dirs.insert(fs::Dirname(old_file));
+    MBX_CRASH_POINT("maildir.replace.after-unlink");
+  }
+  for (const auto& d : dirs) MBX_RETURN_IF_ERROR(fs::FsyncDir(d));
+  MBX_CRASH_POINT("maildir.replace.before-journal-remove");
+  if (::unlink(path.c_str()) != 0) return Status::FromErrno("remove '" + path + "'", errno);
+  return fs::FsyncDir(root);
+}
+
+}  // namespace internal
 
 }  // namespace mbx::maildir

@@ -75,6 +75,11 @@ Result<std::string> ReadHead(const std::string& path, bool* vanished);
 Status SyncFiles(const std::vector<std::string>& files, bool batch);
 // "A//B/" -> {"A", "B"}.
 std::vector<std::string> SplitFolder(std::string_view folder);
+// --mode replace: ROOT/.mbxmerge-replace holds "new file<TAB>old file" lines,
+// written (atomically) before the new files appear; finishing it removes
+// each old file whose new one is in place, then the journal.
+std::string ReplacementJournalPath(const std::string& root);
+Status FinishReplacementJournal(const std::string& root);
 }  // namespace internal
 
 }  // namespace mbx::maildir

@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 
+#include "engine/faultpoint.h"
 #include "engine/fs.h"
 #include "formats/mime/mime.h"
 
@@ -351,13 +352,16 @@ class MboxSource : public MailboxSource {
       if (!st.ok()) break;
       st = fs::WriteAll(out.get(), run, tmp);
     }
+    if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.after-temp-write");
     if (st.ok()) st = fs::FsyncFd(out.get(), tmp);
+    if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.before-rename");
     if (st.ok() && ::rename(tmp.c_str(), path_.c_str()) != 0)
       st = Status::FromErrno("rename '" + tmp + "' to '" + path_ + "'", errno);
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st;
     }
+    MBX_CRASH_POINT("mbox.rewrite.after-rename");
     return fs::FsyncDir(fs::Dirname(path_));
   }
 
@@ -471,17 +475,24 @@ class MboxSink : public FileSink {
     if (staged_.empty()) return Status::Ok();
     // Journal first: until Commit() removes it, the next open cuts the file back here.
     MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(UndoPath(path_), std::to_string(good_len_) + "\n"));
+    MBX_CRASH_POINT("mbox.append.after-undo-record");
     Status s;
     if (::lseek(fd_.get(), static_cast<off_t>(good_len_), SEEK_SET) < 0) {
       s = Status::FromErrno("seek '" + path_ + "'", errno);
     }
     if (s.ok() && !separator_.empty()) s = fs::WriteAll(fd_.get(), separator_, path_);
-    if (s.ok()) s = fs::WriteAll(fd_.get(), staged_, path_);
+    // In two writes, so that a crash point can tear the batch as a power cut may.
+    std::string_view batch = staged_;
+    if (s.ok()) s = fs::WriteAll(fd_.get(), batch.substr(0, batch.size() / 2), path_);
+    if (s.ok()) MBX_CRASH_POINT("mbox.append.mid-write");
+    if (s.ok()) s = fs::WriteAll(fd_.get(), batch.substr(batch.size() / 2), path_);
+    if (s.ok()) MBX_CRASH_POINT("mbox.append.after-write");
     if (s.ok()) s = fs::FsyncFd(fd_.get(), path_);
     if (!s.ok()) {
       Rollback();
       return s;
     }
+    MBX_CRASH_POINT("mbox.append.after-fsync");
     prepared_ = separator_.size() + staged_.size();
     staged_.clear();
     return Status::Ok();
@@ -490,6 +501,7 @@ class MboxSink : public FileSink {
   void Commit() override {
     if (prepared_ != 0 || fs::Exists(UndoPath(path_))) {
       ::unlink(UndoPath(path_).c_str());
+      MBX_CRASH_POINT("mbox.commit.after-undo-remove");
       (void)fs::FsyncDir(fs::Dirname(path_));
     }
     good_len_ += prepared_;

@@ -1,6 +1,7 @@
 #include "formats/pst/pst.h"
 
 #include <libpff.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -414,6 +415,28 @@ class PstSourceImpl : public MailboxSource {
 
   std::string Describe() const override { return "pst:" + path_; }
 
+  // Archive mode rewrites a PST (never an OST: Outlook's cache of a server
+  // mailbox is not ours to change) without the archived messages.
+  bool CanRemoveMessages() const override { return !is_ost_; }
+
+  Status RemoveMessages(const std::vector<uint64_t>& tokens,
+                        const std::function<void(uint64_t, std::string)>& kept) override {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return Status::FromErrno("stat '" + path_ + "'", errno);
+    if (st.st_ino != opened_.st_ino || st.st_size != opened_.st_size ||
+        st.st_mtim.tv_sec != opened_.st_mtim.tv_sec || st.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec) {
+      return Status::Busy("PST " + Quoted(path_) +
+                          " changed since it was read (is Outlook using it?); nothing was removed");
+    }
+    return RewriteWithout(path_, tokens, kept);
+  }
+
+  // What the file was when opened, to notice a change before rewriting it.
+  void Opened(const struct stat& st, bool is_ost) {
+    opened_ = st;
+    is_ost_ = is_ost;
+  }
+
   Status Load() {
     Error err;
     libpff_item_t* root_raw = nullptr;
@@ -597,6 +620,7 @@ class PstSourceImpl : public MailboxSource {
   void FillMessage(libpff_item_t* raw, std::string origin,
                    std::shared_ptr<const PropertyBag> folder_props, Message* out) {
     out->origin = std::move(origin);
+    out->source_token = ItemId(raw);
     auto m = ReadMessage(raw, 0);
     if (!m.ok()) {
       out->read_error = m.status().WithContext(out->origin);
@@ -755,6 +779,8 @@ class PstSourceImpl : public MailboxSource {
   }
 
   std::string path_;
+  struct stat opened_ {};
+  bool is_ost_ = false;
   libpff_file_t* file_;
   std::vector<FolderEntry> folders_;
   std::vector<std::pair<uint32_t, Role>> role_ids_;
@@ -802,6 +828,15 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path,
     return Status::InvalidArgument(Quoted(path) + " is not a PST/OST file libpff can open: " + why);
   }
   auto src = std::make_unique<PstSourceImpl>(path, file, opts);
+  // [MS-PST] 2.2.2.6: wMagicClient is "SM" in a PST, "SO" in an OST.
+  char head[10] = {};
+  struct stat st {};
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    if (std::fread(head, 1, sizeof head, f) != sizeof head) head[8] = 0;
+    ::fstat(::fileno(f), &st);
+    std::fclose(f);
+  }
+  src->Opened(st, !(head[8] == 'S' && head[9] == 'M'));
   MBX_RETURN_IF_ERROR(src->Load());
   return std::unique_ptr<MailboxSource>(std::move(src));
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -68,7 +69,18 @@ struct PstSinkOptions {
   bool compressible = false;
   // When merging into an existing PST, keep the previous file as PATH.bak.
   bool backup = true;
+  // --mode replace: the existing PST's messages are shown to dedupe in
+  // ScanExisting() but copied only at Close(), without those replaced
+  // (StageReplacing), so the file is read twice.
+  bool defer_existing = false;
 };
+
+// --mode archive with a PST source: rewrites `path` (temp file, fsync,
+// rename; the previous file kept as PATH.bak) with everything our PST copy
+// carries except the messages whose node ids (Message::source_token) are in
+// `nids`. Ids not found are reported through `kept`.
+Status RewriteWithout(const std::string& path, const std::vector<uint64_t>& nids,
+                      const std::function<void(uint64_t, std::string)>& kept);
 
 // A PST target, written by our own MS-PST writer (formats/pst/messaging) to
 // a temporary file beside `path`, fsynced and renamed into place when the

@@ -8,10 +8,13 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
+#include "engine/faultpoint.h"
 #include "engine/fs.h"
 #include "formats/pst/mapi.h"
 #include "formats/pst/messaging/store_writer.h"
@@ -46,12 +49,36 @@ std::string Lower(std::string_view s) {
 class PstSink : public MailboxSink {
  public:
   PstSink(std::string path, std::string temp, std::unique_ptr<StoreWriter> store,
-          std::unique_ptr<MailboxSource> existing, bool backup)
+          std::unique_ptr<MailboxSource> existing, const PstSinkOptions& opts)
       : path_(std::move(path)),
         temp_(std::move(temp)),
         store_(std::move(store)),
         existing_(std::move(existing)),
-        backup_(backup) {}
+        backup_(opts.backup),
+        defer_(opts.defer_existing) {}
+
+  // Archive mode of a PST source: these existing messages are left out.
+  void Exclude(const std::vector<uint64_t>& nids) { skip_.insert(nids.begin(), nids.end()); }
+  // Which of them were found (and so left out).
+  const std::set<uint64_t>& Skipped() const { return skipped_; }
+
+  bool CanReplace() const override { return true; }
+
+  Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) override {
+    if (!defer_) {
+      return Status::Unsupported("PST " + Quoted() +
+                                 " was opened without replace mode: its messages are copied already");
+    }
+    if (existing >= existing_nids_.size())
+      return Status::InvalidArgument("PST " + Quoted() + ": no existing message " + std::to_string(existing));
+    MBX_RETURN_IF_ERROR(Stage(msg, folder));
+    staged_.back().replaces = existing_nids_[existing];
+    return Status::Ok();
+  }
+
+  UnixTime ExistingModified(uint64_t existing) override {
+    return existing < existing_modified_.size() ? existing_modified_[existing] : 0;
+  }
   ~PstSink() override {
     if (!closed_) ::unlink(temp_.c_str());
   }
@@ -75,13 +102,13 @@ class PstSink : public MailboxSink {
     // from MIME.
     if (const MapiMessage* mapi = MapiOf(msg)) {
       staged_.push_back(
-          {std::string(folder), OutFor(*mapi, msg.associated), msg.associated, FolderPropsOf(msg)});
+          {std::string(folder), OutFor(*mapi, msg.associated), msg.associated, FolderPropsOf(msg), {}});
       return Status::Ok();
     }
     if (msg.associated)
       return Status::Unsupported(msg.origin + ": an associated (FAI) item without its properties");
     MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
-    staged_.push_back({std::string(folder), std::move(out), false, nullptr});
+    staged_.push_back({std::string(folder), std::move(out), false, nullptr, {}});
     return Status::Ok();
   }
 
@@ -89,6 +116,7 @@ class PstSink : public MailboxSink {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
     MBX_RETURN_IF_ERROR(CopyExisting(nullptr));
     for (auto& st : staged_) {
+      if (st.replaces) skip_.insert(*st.replaces);
       auto nid = FolderFor(st.folder);
       Status s =
           nid.ok() && st.folder_props ? ApplyFolderProps(*nid, *st.folder_props) : nid.status();
@@ -110,7 +138,15 @@ class PstSink : public MailboxSink {
   Status Close() override {
     if (closed_) return Status::Ok();
     MBX_RETURN_IF_ERROR(Flush());
+    if (copy_at_close_) {
+      // Replace mode: the existing messages now, minus those replaced.
+      copy_at_close_ = false;
+      MBX_ASSIGN_OR_RETURN(std::unique_ptr<MailboxSource> src, OpenExisting());
+      MBX_RETURN_IF_ERROR(EachExisting(src.get(), nullptr, /*write=*/true));
+    }
+    MBX_CRASH_POINT("pst.close.before-finish");
     MBX_RETURN_IF_ERROR(store_->Finish().WithContext("PST " + Quoted()));
+    MBX_CRASH_POINT("pst.close.after-finish");
     if (replacing_ && backup_) {
       // The previous file stays as PATH.bak (a hard link: the original is
       // never without a name); then the new one takes its place atomically.
@@ -119,8 +155,10 @@ class PstSink : public MailboxSink {
       if (::link(path_.c_str(), bak.c_str()) != 0)
         return Status::FromErrno("cannot keep '" + path_ + "' as '" + bak + "'", errno);
     }
+    MBX_CRASH_POINT("pst.close.before-rename");
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
       return Status::FromErrno("cannot rename '" + temp_ + "' to '" + path_ + "'", errno);
+    MBX_CRASH_POINT("pst.close.after-rename");
     closed_ = true;
     return fs::FsyncDir(fs::Dirname(path_));
   }
@@ -154,14 +192,28 @@ class PstSink : public MailboxSink {
     if (!existing_) return Status::Ok();
     existing_.reset();
     replacing_ = true;
-    PstSourceOptions everything;
-    everything.associated = true;
-    MBX_ASSIGN_OR_RETURN(std::unique_ptr<MailboxSource> src, OpenSource(path_, everything));
+    MBX_ASSIGN_OR_RETURN(std::unique_ptr<MailboxSource> src, OpenExisting());
     MBX_RETURN_IF_ERROR(FolderFor("").status());
     for (const PstFolder& f : FoldersOf(src.get())) {
       MBX_ASSIGN_OR_RETURN(uint32_t nid, FolderFor(f.path));
       if (f.props) MBX_RETURN_IF_ERROR(ApplyFolderProps(nid, *f.props));
     }
+    // Replace mode shows the messages now and writes them at Close().
+    bool write = !(defer_ && fn != nullptr);
+    copy_at_close_ = !write;
+    return EachExisting(src.get(), fn, write);
+  }
+
+  Result<std::unique_ptr<MailboxSource>> OpenExisting() {
+    PstSourceOptions everything;
+    everything.associated = true;
+    return OpenSource(path_, everything);
+  }
+
+  // Shows each existing message to `fn` (the dedupe scan) and, when `write`,
+  // copies it into the new store unless it is left out (skip_).
+  Status EachExisting(MailboxSource* src, const std::function<Status(const ExistingMessage&)>* fn,
+                      bool write) {
     Message m;
     for (;;) {
       auto more = src->Next(&m);
@@ -173,11 +225,18 @@ class PstSink : public MailboxSink {
       const MapiMessage* mapi = MapiOf(m);
       if (mapi == nullptr)
         return Status::Corruption("existing PST " + Quoted() + ": not a MAPI message");
-      MBX_ASSIGN_OR_RETURN(uint32_t folder, FolderFor(m.folder));
-      const messaging::OutMessage out = OutFor(*mapi, m.associated);
-      MBX_RETURN_IF_ERROR((m.associated ? store_->AddAssociatedMessage(folder, out)
-                                        : store_->AddMessage(folder, out))
-                              .status());
+      if (write) {
+        if (skip_.count(m.source_token)) {
+          skipped_.insert(m.source_token);
+        } else {
+          MBX_CRASH_POINT("pst.copy-existing.message");
+          MBX_ASSIGN_OR_RETURN(uint32_t folder, FolderFor(m.folder));
+          const messaging::OutMessage out = OutFor(*mapi, m.associated);
+          MBX_RETURN_IF_ERROR((m.associated ? store_->AddAssociatedMessage(folder, out)
+                                            : store_->AddMessage(folder, out))
+                                  .status());
+        }
+      }
       if (fn != nullptr) {
         std::string fai_form;
         std::string_view form;
@@ -191,6 +250,12 @@ class PstSink : public MailboxSink {
         e.folder = m.folder;
         e.head = form;
         e.head_is_complete = true;
+        if (defer_) {
+          // Replace mode needs to name it later (StageReplacing).
+          e.locator = existing_nids_.size();
+          existing_nids_.push_back(m.source_token);
+          existing_modified_.push_back(m.container_modified);
+        }
         MBX_RETURN_IF_ERROR((*fn)(e));
       }
     }
@@ -251,12 +316,19 @@ class PstSink : public MailboxSink {
   std::unique_ptr<StoreWriter> store_;
   std::unique_ptr<MailboxSource> existing_;  // the PST being merged into, until copied
   bool backup_ = true;
+  bool defer_ = false;          // replace mode: existing messages are copied at Close()
+  bool copy_at_close_ = false;  // ... and have not been yet
   bool replacing_ = false;
+  std::set<uint64_t> skip_;     // existing messages left out (replaced, or archived away)
+  std::set<uint64_t> skipped_;  // those of them found
+  std::vector<uint64_t> existing_nids_;      // replace mode: locator -> node id
+  std::vector<UnixTime> existing_modified_;  // replace mode: locator -> last modified
   struct Staged {
     std::string folder;
     messaging::OutMessage message;
     bool associated = false;
     std::shared_ptr<const PropertyBag> folder_props;  // of its source folder, if a PST's
+    std::optional<uint64_t> replaces;                 // the existing message it replaces
   };
   std::vector<Staged> staged_;
   std::map<std::string, uint32_t> folder_nids_;
@@ -267,7 +339,9 @@ class PstSink : public MailboxSink {
 
 }  // namespace
 
-Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const PstSinkOptions& opts) {
+namespace {
+
+Result<std::unique_ptr<PstSink>> NewSink(const std::string& path, const PstSinkOptions& opts) {
   // An existing PST (any PST or OST libpff reads, ANSI too) is rewritten
   // with its content plus the merged messages.
   std::unique_ptr<MailboxSource> existing;
@@ -283,8 +357,28 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const Pst
     base.resize(base.size() - 4);
   options.display_name = base.empty() ? "Personal Folders" : base;
   MBX_ASSIGN_OR_RETURN(auto store, StoreWriter::Create(temp, options));
-  return std::unique_ptr<MailboxSink>(
-      new PstSink(path, temp, std::move(store), std::move(existing), opts.backup));
+  return std::make_unique<PstSink>(path, temp, std::move(store), std::move(existing), opts);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& path, const PstSinkOptions& opts) {
+  MBX_ASSIGN_OR_RETURN(auto sink, NewSink(path, opts));
+  return std::unique_ptr<MailboxSink>(std::move(sink));
+}
+
+Status RewriteWithout(const std::string& path, const std::vector<uint64_t>& nids,
+                      const std::function<void(uint64_t, std::string)>& kept) {
+  PstSinkOptions opts;
+  opts.backup = true;
+  MBX_ASSIGN_OR_RETURN(auto sink, NewSink(path, opts));
+  sink->Exclude(nids);
+  MBX_RETURN_IF_ERROR(sink->Close());
+  for (uint64_t nid : nids) {
+    if (!sink->Skipped().count(nid))
+      kept(nid, "PST '" + path + "' has no message node " + std::to_string(nid) + " any more");
+  }
+  return Status::Ok();
 }
 
 }  // namespace mbx::pst
