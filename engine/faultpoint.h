@@ -38,8 +38,8 @@
 //     mbox.append.after-write *          batch appended, not synced
 //     mbox.append.after-fsync *          batch synced, undo record still there
 //     mbox.commit.after-undo-remove *    undo record removed, directory not synced
-//     mbox.rewrite.after-temp-write      archive: rewritten copy written, not synced
-//     mbox.rewrite.before-rename         archive: rewritten copy synced, not renamed
+//     mbox.rewrite.after-temp-write      archive, replace: rewritten copy written, not synced
+//     mbox.rewrite.before-rename         archive, replace: rewritten copy synced, not renamed
 //     mbox.rewrite.after-rename          archive: renamed over the source, dir not synced
 //   formats/eml/eml.cc, EmlSink::Flush:
 //     eml.flush.after-data-sync *        temp files synced (replace journal written), nothing

@@ -263,13 +263,15 @@ TEST_F(ModesTest, ReplaceJournalLeavesExactlyOneCopyAfterACrash) {
 
 TEST_F(ModesTest, ReplaceIsRefusedForTargetsThatCannotReplace) {
   WriteFileOrDie(P("a.mbox"), "From x@y Mon Mar  1 10:00:00 2021\n" + Msg("a", "s", "x") + "\n");
-  std::string target = "From x@y Mon Mar  1 10:00:00 2021\n" + Msg("a", "s", "y") + "\n";
-  WriteFileOrDie(P("t.mbox"), target);
+  // A bundle is written once, never edited in place.
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("t.mbxz"), "--quiet"}).exit_code, 0);
+  const std::string target = ReadFileOrDie(P("t.mbxz"));
   auto r =
-      RunMbxmerge({"merge", "--mode", "replace", "--from", P("a.mbox"), "--into", P("t.mbox")});
+      RunMbxmerge({"merge", "--mode", "replace", "--from", P("a.mbox"), "--into", P("t.mbxz")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("cannot replace"), std::string::npos) << r.err;
-  EXPECT_EQ(ReadFileOrDie(P("t.mbox")), target);
+  EXPECT_EQ(ReadFileOrDie(P("t.mbxz")), target);
   r = RunMbxmerge({"merge", "--mode", "replace", "--dedupe", "none", "--from", P("a.mbox"),
                    "--into", "maildir:" + P("x")});
   EXPECT_EQ(r.exit_code, 2);
@@ -497,6 +499,57 @@ TEST_F(ModesTest, ArchiveFromPstSurvivesAKillAtEveryRewritePoint) {
     for (const auto& [id, n] : all) {
       EXPECT_EQ(left[id] + out[id], 1) << id;
     }
+  }
+}
+
+// Replace into an mbox: the old copies go when the file is closed, through a
+// journal; killed anywhere and rerun, each message is there exactly once, in
+// the source's version.
+TEST_F(ModesTest, ReplaceIntoMboxLeavesExactlyOneCopyAfterAKillAnywhere) {
+  std::string target, source;
+  target += "junk before the first From_ line\n\n";
+  for (int i = 0; i < 12; ++i)
+    target += FromLine() + Msg("r" + std::to_string(i), "s", "old") + "\n";
+  for (int i = 0; i < 12; i += 2)
+    source += FromLine() + Msg("r" + std::to_string(i), "s", "new") + "\n";
+  source += FromLine() + Msg("fresh", "s", "new") + "\n";
+  WriteFileOrDie(P("s.mbox"), source);
+  auto bodies = [&](const std::string& mbox) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : mbox::Split(ReadFileOrDie(mbox))) {
+      std::string m = mbox::Unquote(e.stored);
+      size_t id = m.find("Message-ID: <") + 13;
+      std::string key = m.substr(id, m.find('@', id) - id);
+      EXPECT_TRUE(out.emplace(key, m.substr(m.find("\n\n") + 2)).second) << "two copies of " << key;
+    }
+    return out;
+  };
+  for (std::string point :
+       {"", "mbox.append.after-fsync", "mbox.commit.after-undo-remove:2", "merge.close.before",
+        "mbox.rewrite.before-rename", "mbox.rewrite.after-rename"}) {
+    SCOPED_TRACE(point);
+    WriteFileOrDie(P("t.mbox"), target);
+    std::vector<std::string> merge = {"merge",      "--mode",  "replace",   "--dedupe",
+                                      "message-id", "--from",  P("s.mbox"), "--into",
+                                      P("t.mbox"),  "--batch", "2",         "--quiet"};
+    if (!point.empty()) {
+      std::vector<std::string> killed = {"env", "MBXMERGE_CRASH_AT=" + point,
+                                         testing::MbxmergePath()};
+      killed.insert(killed.end(), merge.begin(), merge.end());
+      ASSERT_EQ(testing::Run(killed).exit_code, 128 + 9) << point;
+    }
+    auto r = RunMbxmerge(merge);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto b = bodies(P("t.mbox"));
+    ASSERT_EQ(b.size(), 13u);
+    for (int i = 0; i < 12; ++i)
+      EXPECT_EQ(b["r" + std::to_string(i)], i % 2 ? "old\n" : "new\n") << i;
+    EXPECT_EQ(b["fresh"], "new\n");
+    EXPECT_EQ(ReadFileOrDie(P("t.mbox")).rfind("junk before the first From_ line\n\n", 0), 0u);
+    EXPECT_FALSE(stdfs::exists(P("t.mbox.mbxmerge-replace")));
+    // A rerun replaces them again, with the same result.
+    ASSERT_EQ(RunMbxmerge(merge).exit_code, 0);
+    EXPECT_EQ(bodies(P("t.mbox")).size(), 13u);
   }
 }
 

@@ -9,10 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "engine/faultpoint.h"
 #include "engine/fs.h"
@@ -229,6 +232,122 @@ int64_t DateFor(const Message& msg, std::string_view headers) {
   return 0;
 }
 
+// Recognizes a message at removal time as the one read before.
+uint64_t Fingerprint(const RawEntry& e) {
+  return std::hash<std::string_view>{}(e.stored) ^ (e.stored.size() * 0x9E3779B97F4A7C15ULL);
+}
+
+// Rewrites the mbox at `path`, which the caller holds locked through
+// `locked_fd`, without the messages whose From_ line offsets are keys of
+// `remove` and whose bytes still have the fingerprint mapped to them; the
+// others are reported through `kept`. Everything else (the junk before the
+// first From_ line, every other message, mail delivered since) is copied byte
+// for byte to a temp file, which is synced and renamed over the mbox with its
+// owner and mode.
+Status RewriteWithout(const std::string& path, int locked_fd,
+                      const std::map<uint64_t, uint64_t>& remove,
+                      const std::function<void(uint64_t, std::string)>& kept) {
+  struct stat held, named;
+  if (::fstat(locked_fd, &held) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+  if (::stat(path.c_str(), &named) != 0 || named.st_ino != held.st_ino ||
+      named.st_dev != held.st_dev) {
+    return Status::Busy("mbox '" + path + "' was replaced while it was being locked");
+  }
+  MBX_ASSIGN_OR_RETURN(fs::MappedFile now, fs::MappedFile::Open(path));
+  std::string_view file = now.data();
+  std::vector<RawEntry> entries = Split(file);
+  // The file's bytes as runs to keep: the junk prefix, then every message
+  // (From_ line to the next From_ line) that is not removed.
+  std::vector<std::string_view> keep;
+  size_t start = entries.empty() ? file.size() : entries.front().offset;
+  keep.push_back(file.substr(0, start));
+  size_t removed = 0;
+  std::set<uint64_t> found;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const RawEntry& e = entries[i];
+    size_t end = i + 1 < entries.size() ? entries[i + 1].offset : file.size();
+    auto w = remove.find(e.offset);
+    if (w != remove.end()) {
+      found.insert(e.offset);
+      if (w->second == Fingerprint(e)) {
+        ++removed;
+        continue;
+      }
+      kept(e.offset, "mbox '" + path + "' changed at offset " + std::to_string(e.offset) +
+                         " since it was read");
+    }
+    keep.push_back(file.substr(e.offset, end - e.offset));
+  }
+  for (const auto& [offset, _] : remove) {
+    if (!found.count(offset))
+      kept(offset,
+           "mbox '" + path + "' has no message at offset " + std::to_string(offset) + " any more");
+  }
+  if (removed == 0) return Status::Ok();
+  std::string tmp = path + ".mbxmerge-tmp";
+  ::unlink(tmp.c_str());  // left by a run killed mid-rewrite
+  MBX_ASSIGN_OR_RETURN(fs::Fd out, fs::Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+  // Keep the mailbox's owner and mode (a spool file is often user:mail 0660).
+  (void)::fchown(out.get(), held.st_uid, held.st_gid);
+  Status st;
+  if (::fchmod(out.get(), held.st_mode & 07777) != 0)
+    st = Status::FromErrno("chmod '" + tmp + "'", errno);
+  for (std::string_view run : keep) {
+    if (!st.ok()) break;
+    st = fs::WriteAll(out.get(), run, tmp);
+  }
+  if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.after-temp-write");
+  if (st.ok()) st = fs::FsyncFd(out.get(), tmp);
+  if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.before-rename");
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = Status::FromErrno("rename '" + tmp + "' to '" + path + "'", errno);
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  MBX_CRASH_POINT("mbox.rewrite.after-rename");
+  return fs::FsyncDir(fs::Dirname(path));
+}
+
+// --mode replace into an mbox: "length offset fingerprint" lines, one per
+// existing message to remove once the batch that brings its replacement is
+// committed (the file has reached `length`). Written before that batch is
+// appended; applied at Close() and by the next open after a crash.
+std::string ReplaceJournalPath(const std::string& path) { return path + ".mbxmerge-replace"; }
+
+// Applies the replace journal of the mbox at `path` (locked through
+// `locked_fd`): removes what committed batches replaced, then the journal.
+// True when the file was rewritten (the caller's descriptor is then stale).
+Result<bool> ApplyReplaceJournal(const std::string& path, int locked_fd) {
+  std::string journal = ReplaceJournalPath(path);
+  if (!fs::IsFile(journal)) return false;
+  MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(journal));
+  struct stat st;
+  if (::fstat(locked_fd, &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
+  std::map<uint64_t, uint64_t> remove;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // torn: its batch was not appended either
+    unsigned long long length = 0, offset = 0, fingerprint = 0;
+    if (std::sscanf(text.c_str() + pos, "%llu %llu %llu", &length, &offset, &fingerprint) == 3 &&
+        length <= static_cast<unsigned long long>(st.st_size)) {
+      remove.emplace(offset, fingerprint);
+    }
+    pos = nl + 1;
+  }
+  bool rewritten = false;
+  if (!remove.empty()) {
+    auto before = st.st_ino;
+    MBX_RETURN_IF_ERROR(RewriteWithout(path, locked_fd, remove, [](uint64_t, std::string) {}));
+    struct stat now;
+    rewritten = ::stat(path.c_str(), &now) == 0 && now.st_ino != before;
+  }
+  if (::unlink(journal.c_str()) != 0) return Status::FromErrno("remove '" + journal + "'", errno);
+  MBX_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path)));
+  return rewritten;
+}
+
 class MboxSource : public MailboxSource {
  public:
   MboxSource(std::string path, std::string folder, fs::MappedFile map)
@@ -299,70 +418,16 @@ class MboxSource : public MailboxSource {
                         const std::function<void(uint64_t, std::string)>& kept) override {
     MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path_, O_RDWR));
     MBX_ASSIGN_OR_RETURN(fs::MailboxLock lock, fs::MailboxLock::Acquire(path_, fd.get()));
-    struct stat held, named;
-    if (::fstat(fd.get(), &held) != 0) return Status::FromErrno("stat '" + path_ + "'", errno);
-    if (::stat(path_.c_str(), &named) != 0 || named.st_ino != held.st_ino ||
-        named.st_dev != held.st_dev) {
-      return Status::Busy("mbox '" + path_ + "' was replaced while it was being locked");
-    }
-    MBX_ASSIGN_OR_RETURN(fs::MappedFile now, fs::MappedFile::Open(path_));
-    std::string_view file = now.data();
-    std::vector<uint64_t> wanted(tokens.begin(), tokens.end());
-    std::sort(wanted.begin(), wanted.end());
-    std::vector<RawEntry> entries = Split(file);
-    // The file's bytes as runs to keep: the junk prefix, then every message
-    // (From_ line to the next From_ line) that is not removed.
-    std::vector<std::string_view> keep;
-    size_t start = entries.empty() ? file.size() : entries.front().offset;
-    keep.push_back(file.substr(0, start));
-    size_t removed = 0;
-    std::vector<bool> found(wanted.size(), false);
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const RawEntry& e = entries[i];
-      size_t end = i + 1 < entries.size() ? entries[i + 1].offset : file.size();
-      auto w = std::lower_bound(wanted.begin(), wanted.end(), e.offset);
-      if (w != wanted.end() && *w == e.offset) {
-        found[static_cast<size_t>(w - wanted.begin())] = true;
-        auto r = std::lower_bound(read_.begin(), read_.end(), ReadMark{e.offset, 0});
-        if (r != read_.end() && r->offset == e.offset && r->fingerprint == Fingerprint(e)) {
-          ++removed;
-          continue;
-        }
-        kept(e.offset, "mbox '" + path_ + "' changed at offset " + std::to_string(e.offset) +
-                           " since it was read");
-      }
-      keep.push_back(file.substr(e.offset, end - e.offset));
-    }
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      if (!found[i]) {
-        kept(wanted[i], "mbox '" + path_ + "' has no message at offset " +
-                            std::to_string(wanted[i]) + " any more");
+    std::map<uint64_t, uint64_t> remove;
+    for (uint64_t t : tokens) {
+      auto r = std::lower_bound(read_.begin(), read_.end(), ReadMark{t, 0});
+      if (r != read_.end() && r->offset == t) {
+        remove.emplace(t, r->fingerprint);
+      } else {
+        kept(t, "mbox '" + path_ + "': no message was read at offset " + std::to_string(t));
       }
     }
-    if (removed == 0) return Status::Ok();
-    std::string tmp = path_ + ".mbxmerge-tmp";
-    ::unlink(tmp.c_str());  // left by a run killed mid-rewrite
-    MBX_ASSIGN_OR_RETURN(fs::Fd out, fs::Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
-    // Keep the mailbox's owner and mode (a spool file is often user:mail 0660).
-    (void)::fchown(out.get(), held.st_uid, held.st_gid);
-    Status st;
-    if (::fchmod(out.get(), held.st_mode & 07777) != 0)
-      st = Status::FromErrno("chmod '" + tmp + "'", errno);
-    for (std::string_view run : keep) {
-      if (!st.ok()) break;
-      st = fs::WriteAll(out.get(), run, tmp);
-    }
-    if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.after-temp-write");
-    if (st.ok()) st = fs::FsyncFd(out.get(), tmp);
-    if (st.ok()) MBX_CRASH_POINT("mbox.rewrite.before-rename");
-    if (st.ok() && ::rename(tmp.c_str(), path_.c_str()) != 0)
-      st = Status::FromErrno("rename '" + tmp + "' to '" + path_ + "'", errno);
-    if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    MBX_CRASH_POINT("mbox.rewrite.after-rename");
-    return fs::FsyncDir(fs::Dirname(path_));
+    return RewriteWithout(path_, fd.get(), remove, kept);
   }
 
  private:
@@ -372,9 +437,6 @@ class MboxSource : public MailboxSource {
     uint64_t fingerprint;
     bool operator<(const ReadMark& o) const { return offset < o.offset; }
   };
-  static uint64_t Fingerprint(const RawEntry& e) {
-    return std::hash<std::string_view>{}(e.stored) ^ (e.stored.size() * 0x9E3779B97F4A7C15ULL);
-  }
 
   std::string path_;
   std::string folder_;
@@ -449,6 +511,20 @@ class MboxSink : public FileSink {
     return MessageBytes(entries_[locator]);
   }
 
+  bool CanReplace() const override { return true; }
+
+  // The existing message goes when the file is closed, after the batch that
+  // brings `msg` is committed; the journal makes that hold across a crash.
+  Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) override {
+    if (existing >= entries_.size())
+      return Status::InvalidArgument("mbox '" + path_ + "': no existing message " +
+                                     std::to_string(existing));
+    MBX_RETURN_IF_ERROR(Stage(msg, folder));
+    const RawEntry& e = entries_[existing];
+    if (!IsJunk(e)) staged_removals_.emplace_back(e.offset, Fingerprint(e));
+    return Status::Ok();
+  }
+
   Status Stage(const Message& msg, std::string_view) override {
     MBX_RETURN_IF_ERROR(usable_);
     if (closed_) return Status::InvalidArgument("mbox '" + path_ + "': sink is closed");
@@ -473,6 +549,16 @@ class MboxSink : public FileSink {
   Status Prepare() override {
     MBX_RETURN_IF_ERROR(usable_);
     if (staged_.empty()) return Status::Ok();
+    if (!staged_removals_.empty()) {
+      // Before the replacements can be committed: what they replace.
+      size_t length = good_len_ + separator_.size() + staged_.size();
+      for (const auto& [offset, fingerprint] : staged_removals_) {
+        replace_journal_ += std::to_string(length) + " " + std::to_string(offset) + " " +
+                            std::to_string(fingerprint) + "\n";
+      }
+      staged_removals_.clear();
+      MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(ReplaceJournalPath(path_), replace_journal_));
+    }
     // Journal first: until Commit() removes it, the next open cuts the file back here.
     MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(UndoPath(path_), std::to_string(good_len_) + "\n"));
     MBX_CRASH_POINT("mbox.append.after-undo-record");
@@ -517,6 +603,7 @@ class MboxSink : public FileSink {
 
   void Rollback() override {
     staged_.clear();
+    staged_removals_.clear();
     prepared_ = 0;
     if (!usable_.ok() || !fd_.valid()) return;
     struct stat st;
@@ -535,6 +622,8 @@ class MboxSink : public FileSink {
     if (closed_) return Status::Ok();
     Status s = Flush();
     if (!s.ok()) Rollback();
+    // --mode replace: now remove what the committed batches replaced.
+    if (s.ok() && !replace_journal_.empty()) s = ApplyReplaceJournal(path_, fd_.get()).status();
     closed_ = true;
     lock_.Release();
     fd_ = fs::Fd();
@@ -557,6 +646,8 @@ class MboxSink : public FileSink {
   size_t map_len_ = 0;
   bool scanned_ = false;
   std::vector<RawEntry> entries_;
+  std::vector<std::pair<uint64_t, uint64_t>> staged_removals_;  // offset, fingerprint
+  std::string replace_journal_;  // as last written to ReplaceJournalPath()
 };
 
 // Rewrites lines matching ^>*From (quote) or ^>+From (unquote).
@@ -689,6 +780,14 @@ Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const Si
     }
     ::unlink(undo.c_str());
     MBX_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path)));
+  }
+  // A replacement a killed run committed but did not finish removing.
+  MBX_ASSIGN_OR_RETURN(bool rewritten, ApplyReplaceJournal(path, fd.get()));
+  if (rewritten) {
+    // The descriptor and lock are on the old file: start over on the new one.
+    lock.Release();
+    fd = fs::Fd();
+    return OpenFileSink(path, opts);
   }
   // Re-read the length under the lock: another writer may have appended.
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat '" + path + "'", errno);
