@@ -268,6 +268,11 @@ TEST_F(StoreTest, RecoverWithPstMailboxes) {
   auto check = RunMbxmerge({"check", original});
   EXPECT_EQ(check.exit_code, 0) << check.out;
   EXPECT_EQ(States()["dave"], State::kReconnectPending);
+  // The rewritten PST's backup stays beside it, and is not taken for a mailbox.
+  EXPECT_TRUE(stdfs::exists(original + ".bak"));
+  auto diag = RunMbxmerge({"diagnose", "--store", store_});
+  EXPECT_EQ(diag.exit_code, 0);
+  EXPECT_EQ(diag.err.find(".bak"), std::string::npos) << diag.err;
 }
 
 TEST_F(StoreTest, ResumeAfterAKilledRunAtEachStep) {

@@ -133,6 +133,10 @@ Result<Store> Store::Open(const std::string& dir) {
       std::string ext = dot == std::string::npos ? "" : n.substr(dot);
       auto g = Guid::Parse(stem);
       std::string path = mdir + "/" + n;
+      // Our own files beside a mailbox: a rewritten PST's backup (GUID.pst.bak),
+      // a rewrite's temp file or an mbox's undo/replace journal. Not mailboxes,
+      // and not worth a warning.
+      if (g.ok() && (EqualsNoCase(ext, ".pst.bak") || ext.find(".mbxmerge-") != std::string::npos)) continue;
       bool is_dir = fs::IsDir(path);
       bool known = is_dir ? ext.empty()
                           : (EqualsNoCase(ext, ".pst") || EqualsNoCase(ext, ".ost") || EqualsNoCase(ext, ".mbox"));
