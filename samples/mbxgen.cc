@@ -252,7 +252,9 @@ void MakePlan(Ctx* c) {
   if (o.pair) {
     n_b = o.b_messages == UINT64_MAX ? o.messages / 2 : std::min(o.b_messages, o.messages);
     n_a = o.messages - n_b;
-    dups = std::min<uint64_t>(static_cast<uint64_t>(std::llround(o.dup_rate * n_b)), n_b);
+    // A duplicate is in both mailboxes, so there are at most as many as the
+    // smaller one holds (tiny mailboxes would otherwise underflow n_a - dups).
+    dups = std::min<uint64_t>({static_cast<uint64_t>(std::llround(o.dup_rate * n_b)), n_b, n_a});
     distinct = o.messages - dups;
   }
   std::vector<uint8_t> where;
