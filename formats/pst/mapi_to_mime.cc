@@ -552,24 +552,6 @@ std::string QuotedPrintable(std::string_view in) {
   return out;
 }
 
-uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-std::string Hex64(uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    s[i] = kHex[v & 15];
-    v >>= 4;
-  }
-  return s;
-}
-
 bool IsAsciiPrintable(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 32 && c < 127; }) &&
          s.find("=?") == std::string_view::npos;
@@ -1138,13 +1120,8 @@ std::string RenderMime(const MapiMessage& m, bool top_level) {
   // this message after it has left the PST, and MIME -> PST restores it.
   // Only at the top: an attached message is not deduplicated on its own.
   if (auto key = m.props.Bytes(kPidSearchKey); top_level && key && !key->empty()) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : *key) {
-      hex += kHex[c >> 4];
-      hex += kHex[c & 15];
-    }
-    AddHeader(&out, kSearchKeyHeader, hex);
+    AddHeader(&out, kSearchKeyHeader,
+              ToHex(reinterpret_cast<const uint8_t*>(key->data()), key->size()));
   }
   out += "MIME-Version: 1.0\n";
   Part tree = BodyTree(m);
@@ -1152,6 +1129,24 @@ std::string RenderMime(const MapiMessage& m, bool top_level) {
   out += "\n";
   out += body;
   return out;
+}
+
+uint64_t Fnv1a(std::string_view s, uint64_t h) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string Hex64(uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    s[i] = kHex[v & 15];
+    v >>= 4;
+  }
+  return s;
 }
 
 }  // namespace mbx::pst

@@ -23,6 +23,12 @@ namespace mbx::pst {
 // message also carries its PR_SEARCH_KEY as X-Mbxmerge-Search-Key (hex).
 std::string RenderMime(const MapiMessage& msg, bool top_level = true);
 
+// FNV-1a over `s`, continuing from `h`, and its 16 lower-case hex digits: the
+// stable, content-derived names of rendered parts (MIME boundaries, the UID
+// of an appointment without a GlobalObjectId).
+uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL);
+std::string Hex64(uint64_t v);
+
 // Decompresses PR_RTF_COMPRESSED ([MS-OXRTFCP]): "LZFu" compressed or
 // "MELA" stored streams. Corruption for anything else or a truncated header.
 Result<std::string> DecompressRtf(std::string_view compressed);

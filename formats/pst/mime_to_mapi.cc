@@ -471,12 +471,8 @@ std::string FaiIdentity(const MapiMessage& m) {
 }
 
 std::string FaiDedupeForm(const MapiMessage& m) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : FaiIdentity(m)) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
+  const std::string id = FaiIdentity(m);
+  const std::string hex = ToHex(reinterpret_cast<const uint8_t*>(id.data()), id.size());
   std::string subject = m.props.StringOr(kPidMessageClass) + " " + m.props.StringOr(kPidSubject);
   for (char& c : subject) {
     if (c == '\r' || c == '\n') c = ' ';

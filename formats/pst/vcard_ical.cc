@@ -611,20 +611,6 @@ std::string BodyText(const MapiMessage& m) {
   return "";
 }
 
-std::string Hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 }  // namespace
 
 std::string RenderICalendar(const MapiMessage& m, std::string_view method) {
@@ -792,7 +778,6 @@ std::optional<PimPart> RenderPimPart(const MapiMessage& m) {
 // Finding our part again (the EML sink)
 
 namespace {
-
 
 // The value of parameter `name` in a Content-Type value (quoted or not).
 std::string ParamOf(std::string_view ct, std::string_view name) {
