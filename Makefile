@@ -12,7 +12,7 @@ DEPS := build-essential cmake ninja-build pkg-config git \
   pff-tools pst-utils procmail mblaze dovecot-core \
   python3-icalendar python3-vobject python3-yaml
 
-.PHONY: all deps build demo test test-release test-asan test-tsan bench clean
+.PHONY: all deps build demo test test-release test-asan test-tsan bench fuzz clean
 
 all: build
 
@@ -58,12 +58,49 @@ test-tsan: deps
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan -j $(JOBS)
 
-# The whole suite twice: a normal build, then AddressSanitizer + UBSan.
-test: test-release test-asan
+# The whole suite twice, a normal build and then AddressSanitizer + UBSan;
+# then the pipeline and worker-pool tests under ThreadSanitizer.
+test: test-release test-asan test-tsan
+
+# libFuzzer harnesses (tests/fuzz): each fuzzer runs FUZZ_SECONDS on a writable
+# copy of its seeds and past crashes (build/fuzz/corpus/<target>), crash
+# artifacts go to build/fuzz/artifacts/<target>/; fails if any fuzzer crashed.
+# Not part of `make test` (ctest replays the committed corpora there).
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS ?= mime mbox ldif mbxz pst_read pst_roundtrip
+FUZZ_DEPS := clang libclang-rt-14-dev
+
+fuzz: deps
+	@missing=""; for p in $(FUZZ_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts/$$t; \
+	  for d in tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t; do \
+	    [ -d $$d ] && cp -n $$d/* build/fuzz/corpus/$$t/ 2>/dev/null; \
+	  done; \
+	  if [ $$t = pst_read ]; then \
+	    for f in ../shared/data/outlook/pstsdk-*.pst; do [ -f "$$f" ] && cp -n "$$f" build/fuzz/corpus/$$t/; done; \
+	  fi; \
+	  case $$t in pst_read) max_len=300000;; pst_roundtrip) max_len=4096;; *) max_len=16384;; esac; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  build/fuzz/tests/fuzz/fuzz_$$t build/fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=$$max_len -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/artifacts/$$t/ || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (build/fuzz/artifacts/)"; exit 1; fi
 
 bench: deps
 	./benchmarks/run.sh
 	./benchmarks/pst_bench.sh
+	./benchmarks/recover_bench.sh
 
 clean:
 	rm -rf build

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/fingerprint.h"
@@ -24,7 +24,8 @@ class DedupeIndex {
 
   explicit DedupeIndex(DedupeRule rule) : rule_(rule) {}
 
-  // A message already in the target, digest not yet known.
+  // A message already in the target, digest not yet known. Target messages
+  // are added before the run's own (CheckAndInsert) and never rolled back.
   void AddExisting(uint32_t scope, const HeaderKey& key, uint64_t locator);
 
   // A message already in the target whose digest is known.
@@ -50,25 +51,50 @@ class DedupeIndex {
   void Rollback();
   // Forgets the most recent insertion (its write failed).
   void UndoLast();
-  void Commit() { pending_.clear(); }
+  void Commit() { committed_ = count_; }
 
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return count_; }
   size_t digests_loaded() const { return digests_loaded_; }
 
  private:
+  // 48 bytes per message, plus 4 / load factor (0.44..0.875) for its table
+  // cell: under 64 bytes per message at any size (issue: bounded memory).
   struct Entry {
     Digest digest;
-    uint64_t locator;
-    uint32_t next;  // chain of entries with the same (scope, key); kNone ends it
-    bool has_digest;
+    uint64_t tag;      // Slot() with bit 0 set once `digest` is known
+    uint64_t locator;  // a target message, or kWrittenThisRun
   };
+  static_assert(sizeof(Entry) == 48);
   static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr size_t kChunkEntries = size_t{1}
+                                          << 13;  // 384 KiB chunks: no vector doubling slack
   static uint64_t Slot(uint32_t scope, const HeaderKey& key);
 
+  Entry& At(uint32_t i) { return chunks_[i / kChunkEntries][i % kChunkEntries]; }
+  uint32_t Append(const Entry& e);
+  void Index(uint32_t entry);    // enters an appended entry into the table
+  void Unindex(uint32_t entry);  // removes it (backward-shift deletion)
+  void Grow();
+  size_t Home(uint64_t tag) const {
+    return static_cast<size_t>((tag * 0x9E3779B97F4A7C15ULL) >> shift_);
+  }
+
+ public:
+  // Heap bytes held by the index (entries and table), for the memory bound.
+  size_t MemoryBytes() const {
+    return chunks_.size() * kChunkEntries * sizeof(Entry) + table_.size() * sizeof(uint32_t) +
+           chunks_.capacity() * sizeof(chunks_[0]);
+  }
+
+ private:
   DedupeRule rule_;
-  std::unordered_map<uint64_t, uint32_t> heads_;
-  std::vector<Entry> entries_;
-  std::vector<uint64_t> pending_;  // slots whose head was added since Commit()
+  std::vector<std::unique_ptr<Entry[]>> chunks_;
+  uint32_t count_ = 0;      // entries in use
+  uint32_t committed_ = 0;  // entries up to the last Commit() (Rollback() keeps them)
+  // Open addressing, linear probing: each cell holds an entry number or kNone.
+  // Entries of the same slot simply sit in successive cells.
+  std::vector<uint32_t> table_;
+  int shift_ = 64;
   size_t digests_loaded_ = 0;
   uint32_t last_match_ = kNone;
 };

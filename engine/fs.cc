@@ -1,5 +1,6 @@
 #include "engine/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -116,6 +117,26 @@ Status AtomicWriteFile(const std::string& path, std::string_view data) {
   }
   MBX_CRASH_POINT("fs.atomic-write.after-rename");
   return FsyncDir(Dirname(path));
+}
+
+bool ProcessGone(long pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+
+void RemoveStaleTemps(const std::string& path) {
+  const std::string prefix = Basename(path) + ".tmp.";
+  DIR* d = ::opendir(Dirname(path).c_str());
+  if (d == nullptr) return;
+  bool removed = false;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (!name.starts_with(prefix)) continue;
+    std::string digits(name.substr(prefix.size()));
+    char* end = nullptr;
+    long pid = std::strtol(digits.c_str(), &end, 10);
+    if (digits.empty() || *end != '\0' || !ProcessGone(pid)) continue;
+    removed |= ::unlinkat(::dirfd(d), e->d_name, 0) == 0;
+  }
+  ::closedir(d);
+  if (removed) (void)FsyncDir(Dirname(path));
 }
 
 Status MakeDirs(const std::string& path, mode_t mode) {

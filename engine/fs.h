@@ -47,6 +47,11 @@ Status CopyInto(const std::string& from, int to_fd, const std::string& to_for_er
 // Writes `data` to a temporary file beside `path`, fsyncs it, renames it over
 // `path` and fsyncs the directory.
 Status AtomicWriteFile(const std::string& path, std::string_view data);
+// Removes the temporary files AtomicWriteFile(path) left behind when its
+// process was killed (PATH.tmp.PID of a process that no longer exists).
+void RemoveStaleTemps(const std::string& path);
+// True when no process `pid` exists on this host.
+bool ProcessGone(long pid);
 // mkdir -p; fsyncs each directory it creates' parent.
 Status MakeDirs(const std::string& path, mode_t mode = 0755);
 bool Exists(const std::string& path);

@@ -496,7 +496,11 @@ void Pipeline::ArchiveSources() {
     Status s = fs::FsyncDir(d);
     if (!s.ok()) Fail(d, "archive: " + s.ToString());
   }
-  for (auto& [source, messages] : by_source) {
+  for (auto& entry : by_source) {
+    // Named references, not a structured binding: lambdas capture these
+    // (clang before 16 cannot capture structured bindings).
+    const auto& source = entry.first;
+    auto& messages = entry.second;
     std::vector<uint64_t> tokens;
     tokens.reserve(messages.size());
     for (const auto& [token, _] : messages) tokens.push_back(token);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "engine/fs.h"
 #include "formats/mime/mime.h"
 #include "tests/test_util.h"
 
@@ -628,6 +629,34 @@ TEST(MaildirInterop, WeReadWhatDovecotWrites) {
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_EQ(msgs[0].folder, "Ünïcödé/Kid & Co");
   EXPECT_EQ(msgs[0].mime, Mail("from dovecot"));
+}
+
+// Files a killed run of ours staged in tmp/ are removed when the next run
+// opens the Maildir; another MDA's delivery in progress (another host's name,
+// or a live process) is left alone.
+TEST(MaildirSinkTest, OpenRemovesOrphanedTmpFilesOfDeadRunsOnly) {
+  TempDir tmp;
+  const std::string root = tmp / "md";
+  for (const char* sub : {"/tmp", "/new", "/cur", "/.Work/tmp", "/.Work/new", "/.Work/cur"})
+    stdfs::create_directories(root + sub);
+  WriteFileOrDie(root + "/.Work/maildirfolder", "");
+  // pid_max is at most 2^22, so pid 99999999 never exists.
+  const std::string host = fs::Hostname();
+  const std::string dead = "1700000000.M1P99999999Q3." + host + ",S=5";
+  const std::string live = "1700000000.M2P" + std::to_string(::getpid()) + "Q1." + host + ",S=5";
+  const std::string other_host = "1700000000.M3P99999999Q1.elsewhere,S=5";
+  const std::string other_mda = "1700000000.99999999_1." + host;
+  for (const std::string& dir : {root + "/tmp/", root + "/.Work/tmp/"}) {
+    for (const auto& name : {dead, live, other_host, other_mda}) WriteFileOrDie(dir + name, "x\n\n");
+  }
+  auto sink = OpenSink(root, SinkOptions{});
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  for (const std::string& dir : {root + "/tmp/", root + "/.Work/tmp/"}) {
+    EXPECT_FALSE(stdfs::exists(dir + dead)) << dir;
+    EXPECT_TRUE(stdfs::exists(dir + live)) << dir;
+    EXPECT_TRUE(stdfs::exists(dir + other_host)) << dir;
+    EXPECT_TRUE(stdfs::exists(dir + other_mda)) << dir;
+  }
 }
 
 }  // namespace

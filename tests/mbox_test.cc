@@ -513,5 +513,22 @@ TEST(MboxInterop, ReadsWhatMblazeExports) {
   EXPECT_NE(msgs[0].mime.find("\nFrom here\n>From there\n"), std::string::npos) << msgs[0].mime;
 }
 
+// The temporary files of an undo record or replace journal that a killed
+// run was writing are removed at the next open, unless their writer lives.
+TEST(MboxSinkTest, OpenRemovesTempsOfKilledRunsOnly) {
+  TempDir tmp;
+  const std::string path = tmp / "t.mbox";
+  WriteFileOrDie(path, "");
+  const std::string dead_undo = path + ".mbxmerge-undo.tmp.99999999";
+  const std::string dead_journal = path + ".mbxmerge-replace.tmp.99999999";
+  const std::string live_undo = path + ".mbxmerge-undo.tmp." + std::to_string(::getpid());
+  for (const auto& f : {dead_undo, dead_journal, live_undo}) WriteFileOrDie(f, "12\n");
+  auto sink = OpenSink(path, SinkOptions{});
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  EXPECT_FALSE(fs::Exists(dead_undo));
+  EXPECT_FALSE(fs::Exists(dead_journal));
+  EXPECT_TRUE(fs::Exists(live_undo));
+}
+
 }  // namespace
 }  // namespace mbx::mbox

@@ -43,16 +43,7 @@ std::vector<std::string> StoreArgs(const std::string& out, const std::string& ma
           manifest};
 }
 
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> f;
-  size_t start = 0;
-  for (;;) {
-    size_t at = s.find(sep, start);
-    f.push_back(s.substr(start, at - start));
-    if (at == std::string::npos) return f;
-    start = at + 1;
-  }
-}
+using testing::Split;
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines = Split(text, '\n');

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "engine/message.h"
+#include "engine/recovery/store.h"
+#include "formats/ldif/ldif.h"
 #include "formats/pst/disk/disk.h"
 #include "formats/pst/ltp/reader.h"
 #include "formats/pst/mapi.h"
@@ -298,6 +301,62 @@ TEST(PstFaiTest, AssociatedIsRefusedForMimeTargets) {
   auto r = RunMbxmerge({"merge", "--from", src, "--into", dir / "md", "--associated", "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("associated (FAI)"), std::string::npos) << r.err;
+}
+
+// The store commands take --associated and --recover-deleted too: recovering
+// a blank PST mailbox into its original PST carries the blank's FAI and its
+// orphans (into "Recovered Items"); without the flags, neither.
+TEST(PstFaiTest, RecoverCarriesAssociatedAndRecoveredItemsOfPstMailboxes) {
+  auto guid = [](int n) {
+    std::string raw(16, '\0');
+    for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<char>(n * 17 + static_cast<int>(i));
+    return *recovery::Guid::FromBytes(raw);
+  };
+  for (bool with_flags : {true, false}) {
+    SCOPED_TRACE(with_flags ? "with the flags" : "without the flags");
+    TempDir dir;
+    const std::string store = dir / "store", mb = store + "/mailboxes/";
+    std::filesystem::create_directories(mb);
+    const std::string blank = mb + guid(11).ToString() + ".pst", original = mb + guid(1).ToString() + ".pst";
+    WriteSynthetic(blank, [](StoreWriter& s, const Synthetic&) {
+      EXPECT_TRUE(s.AddUnlistedMessageForTesting(pst::disk::MakeNid(pst::disk::kNidTypeNormalFolder, 0x7000),
+                                                 Mail("lost and found"))
+                      .ok());
+    });
+    {
+      auto w = StoreWriter::Create(original, {});
+      ASSERT_TRUE(w.ok()) << w.status().ToString();
+      auto inbox = (*w)->CreateFolder(pst::messaging::kNidIpmSubtree, "Inbox");
+      ASSERT_TRUE(inbox.ok());
+      (*w)->SetSpecialFolder(pst::messaging::SpecialFolder::kInbox, *inbox);
+      ASSERT_TRUE((*w)->AddMessage(*inbox, Mail("old mail")).ok());
+      ASSERT_TRUE((*w)->Finish().ok());
+    }
+    const recovery::Guid object = guid(1), mailbox = guid(11);
+    std::string ldif = "version: 1\n\n";
+    ldif += "dn: CN=Erin Ek,OU=Users,DC=corp,DC=example\nobjectClass: user\ndisplayName: Erin Ek\n";
+    ldif += ldif::FormatAttribute("objectGUID", object.Raw());
+    ldif += "mailNickname: erin\n";
+    ldif += ldif::FormatAttribute("msExchMailboxGUID", mailbox.Raw());
+    testing::WriteFileOrDie(store + "/directory.ldif", ldif);
+
+    std::vector<std::string> args{"recover", "--store", store, "-q"};
+    if (with_flags) args.insert(args.end(), {"--associated", "--recover-deleted"});
+    auto r = RunMbxmerge(args);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(PstCheckViolations(original), "");
+    const Seen got = Read(original, WithFai());
+    const Seen want = Read(dir / "store/retired/" + guid(11).ToString() + ".pst", WithFai());
+    EXPECT_EQ(got.messages.at(""), (std::multiset<std::string>{"old mail", "one", "two", "three"}));
+    if (with_flags) {
+      EXPECT_EQ(got.fai.at(""), want.fai.at(""));
+      EXPECT_EQ(got.fai.at("Calendar"), want.fai.at("Calendar"));
+      EXPECT_EQ(got.messages.at("Recovered Items"), (std::multiset<std::string>{"lost and found"}));
+    } else {
+      EXPECT_EQ(got.fai_total, 0u);
+      EXPECT_EQ(got.messages.count("Recovered Items"), 0u);
+    }
+  }
 }
 
 // Rewriting an existing PST (merging mail into it, no --associated) keeps

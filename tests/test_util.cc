@@ -207,4 +207,15 @@ std::vector<std::string> SharedOutlookFiles() {
   return out;
 }
 
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> f;
+  size_t start = 0;
+  for (;;) {
+    size_t at = s.find(sep, start);
+    f.push_back(s.substr(start, at - start));
+    if (at == std::string::npos) return f;
+    start = at + 1;
+  }
+}
+
 }  // namespace mbx::testing

@@ -44,6 +44,8 @@ std::string ReadFileOrDie(const std::string& path);
 void WriteFileOrDie(const std::string& path, std::string_view data);
 // Every regular file below `dir`, relative paths, sorted.
 std::vector<std::string> ListFilesRecursive(const std::string& dir);
+// The fields of `s` between separators (an empty string gives one empty field).
+std::vector<std::string> Split(const std::string& s, char sep);
 
 // The X-Mbxgen-Id of a generated message (the first line that starts with
 // it; header-less messages carry it at the end of the body), "" if none.

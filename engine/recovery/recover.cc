@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/faultpoint.h"
 #include "engine/log.h"
 #include "engine/recovery/diagnose.h"
+#include "engine/recovery/mailbox_merges.h"
 #include "formats/ldif/ldif.h"
 #include "formats/registry.h"
 
@@ -385,13 +387,15 @@ std::string RecoverResult::ToJson() const {
 }
 
 bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options,
-                  bool dry_run, bool create_target, UserOutcome* out) {
+                  const SourceOptions& source_options, bool dry_run, bool create_target, UserOutcome* out) {
   auto fail = [&](const Status& s, std::string_view what) {
     out->status = "failed";
     out->error = s.WithContext(what).message();
     return false;
   };
-  auto src = OpenSource(from);
+  SourceOptions sopts = source_options;
+  sopts.pst_associated = sopts.pst_associated && into.kind == FormatKind::kPst;
+  auto src = OpenSource(from, sopts);
   if (!src.ok()) return fail(src.status(), "source mailbox");
   std::unique_ptr<MailboxSink> sink;
   if (dry_run) {
@@ -458,56 +462,93 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
     MBX_CRASH_POINT("recover.after-ldif-rewrite");
   }
 
+  // Pass 1: what each selected user needs, in order.
+  struct Work {
+    const User* u = nullptr;
+    UserOutcome out;
+    std::string step;
+    const StoreMailbox* blank = nullptr;
+    std::string skip_status, fail;  // decided without merging
+    std::optional<Location> from, into;
+  };
+  std::vector<Work> work;
   std::vector<DiagnoseRow> rows = Diagnose(store, /*count=*/false);
   for (const User* u : users) {
     const DiagnoseRow* row = nullptr;
     for (const auto& r : rows) {
       if (r.user == u) row = &r;
     }
-    std::string step = steps.count(u->alias) ? steps[u->alias] : "";
-    bool in_progress = !step.empty();
-    if (!in_progress && (!row || row->state != State::kBlankConnected)) continue;
-
-    UserOutcome out;
-    out.alias = u->alias;
-    out.display_name = u->display_name;
-    out.blank = u->mailbox_guid ? u->mailbox_guid->ToString() : "";
-    out.original = u->object_guid ? u->object_guid->ToString() : "";
-    if (step == "retired") {
-      out.status = "already-recovered";
-      result.users.push_back(std::move(out));
-      continue;
-    }
-    const StoreMailbox* blank = store.FindMailbox(*u->mailbox_guid);
+    Work w;
+    w.u = u;
+    w.step = steps.count(u->alias) ? steps[u->alias] : "";
+    if (w.step.empty() && (!row || row->state != State::kBlankConnected)) continue;
+    w.out.alias = u->alias;
+    w.out.display_name = u->display_name;
+    w.out.blank = u->mailbox_guid ? u->mailbox_guid->ToString() : "";
+    w.out.original = u->object_guid ? u->object_guid->ToString() : "";
+    w.blank = store.FindMailbox(*u->mailbox_guid);
     const StoreMailbox* original = store.FindMailbox(*u->object_guid);
-    if (!original) {
-      result.AddFailed(std::move(out),
-                       "original mailbox " + out.original + " is gone from mailboxes/");
+    if (w.step == "retired") {
+      w.skip_status = "already-recovered";
+    } else if (!original) {
+      w.fail = "original mailbox " + w.out.original + " is gone from mailboxes/";
+    } else if (w.step.empty() || w.step == "started") {
+      if (!w.blank) {
+        w.fail = "blank mailbox " + w.out.blank + " is gone from mailboxes/";
+      } else {
+        auto src_loc = ParseLocation(w.blank->path, false);
+        auto dst_loc = ParseLocation(original->path, false);
+        if (!src_loc.ok() || !dst_loc.ok()) {
+          w.fail = (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message();
+        } else {
+          w.from = *src_loc;
+          w.into = *dst_loc;
+        }
+      }
+    }
+    work.push_back(std::move(w));
+  }
+
+  // Pass 2: the merges (step 1), several mailboxes at a time when --jobs
+  // allows; everything after them stays in user order on this thread, so
+  // reconnect.ldif, the journal and the report do not depend on timing.
+  MergeOptions mopt = opt.merge;
+  // A resumed run relies on dedupe to write nothing twice.
+  if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
+  if (mopt.dedupe == DedupeRule::kNone) mopt.dedupe = DedupeRule::kAuto;
+  std::mutex say_mu;
+  auto say = [&](const std::string& line) {
+    std::lock_guard<std::mutex> g(say_mu);
+    if (opt.say) opt.say(line);
+  };
+  auto merge_one = [&](Work& w, const MergeOptions& o) {
+    say(w.u->alias + ": merging " + w.blank->path + " into " + w.into->path);
+    return MergeMailbox(*w.from, *w.into, o, opt.source, opt.dry_run, /*create_target=*/false, &w.out);
+  };
+  MailboxMerges merges(work.size(), opt.merge.jobs, mopt);
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (work[i].from) merges.Add(i, [&, i](const MergeOptions& o) { return merge_one(work[i], o); });
+  }
+  merges.Start();
+
+  // Pass 3: steps 2 and 3, in order, as each user's merge completes.
+  for (size_t wi = 0; wi < work.size(); ++wi) {
+    Work& w = work[wi];
+    const User* u = w.u;
+    std::string step = w.step;
+    const StoreMailbox* blank = w.blank;
+    if (!w.skip_status.empty()) {
+      w.out.status = w.skip_status;
+      result.users.push_back(std::move(w.out));
       continue;
     }
-    // Step 1: merge the blank mailbox into the original one.
-    if (step.empty() || step == "started") {
-      if (!blank) {
-        result.AddFailed(std::move(out), "blank mailbox " + out.blank + " is gone from mailboxes/");
-        continue;
-      }
-      if (opt.say) opt.say(u->alias + ": merging " + blank->path + " into " + original->path);
-      auto src_loc = ParseLocation(blank->path, false);
-      auto dst_loc = ParseLocation(original->path, false);
-      if (!src_loc.ok() || !dst_loc.ok()) {
-        result.AddFailed(std::move(out),
-                         (!src_loc.ok() ? src_loc.status() : dst_loc.status()).message());
-        continue;
-      }
-      MergeOptions mopt = opt.merge;
-      // ExMerge's import methods apply to the store commands too (--mode).
-      mopt.mode = opt.merge.mode;
-      // A resumed run relies on dedupe to write nothing twice.
-      if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
-      // A resumed run relies on dedupe to write nothing twice.
-      if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
-      if (mopt.dedupe == DedupeRule::kNone) mopt.dedupe = DedupeRule::kAuto;
-      if (!MergeMailbox(*src_loc, *dst_loc, mopt, opt.dry_run, /*create_target=*/false, &out)) {
+    if (!w.fail.empty()) {
+      result.AddFailed(std::move(w.out), w.fail);
+      continue;
+    }
+    UserOutcome& out = w.out;
+    if (w.from) {
+      if (!merges.Wait(wi)) {
         result.users.push_back(std::move(out));
         continue;
       }

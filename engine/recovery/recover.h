@@ -76,6 +76,7 @@ class Journal {
 
 struct RecoverOptions {
   MergeOptions merge;
+  SourceOptions source;  // --associated, --recover-deleted (PST/OST mailboxes)
   MailboxFilter filter;
   bool dry_run = false;
   // Told about each user as it starts ("alice: merging 120 messages ...").
@@ -113,8 +114,10 @@ struct RecoverResult {
 
 // Merges mailbox `from` into `into` for a store command (a dry-run sink when
 // `dry_run`). Fills out->merge; on failure sets out->status/error, returns false.
-bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options, bool dry_run,
-                  bool create_target, UserOutcome* out);
+// Associated (FAI) contents are asked of the source only when `into` is a PST:
+// no other format has a place for them, and a store may mix formats.
+bool MergeMailbox(const Location& from, const Location& into, const MergeOptions& options,
+                  const SourceOptions& source_options, bool dry_run, bool create_target, UserOutcome* out);
 
 // For every selected blank-connected user: merge the blank mailbox into the
 // original one, append the user's change to STORE/reconnect.ldif, move the
@@ -131,6 +134,7 @@ namespace mbx::recovery {
 
 struct TransferOptions {
   MergeOptions merge;
+  SourceOptions source;  // --associated, --recover-deleted (PST/OST mailboxes)
   MailboxFilter filter;
   std::string dir;                  // export: --to DIR; import: --from DIR
   FormatKind format = FormatKind::kBundle;  // export file format

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <set>
 
 #include "engine/faultpoint.h"
+#include "engine/recovery/mailbox_merges.h"
 #include "engine/recovery/recover.h"
 
 namespace mbx::recovery {
@@ -73,6 +75,54 @@ class TransferJournal {
   std::optional<Journal> journal_;
 };
 
+// One user's export or import, decided before any merge runs.
+struct Transfer {
+  UserOutcome out;
+  std::string key, say;
+  std::string skip_status, fail;  // decided without merging
+  std::optional<Location> from, into;
+};
+
+// Runs the merges of `work` (several at a time when --jobs allows), then
+// journals and reports each user in order, so neither depends on timing.
+Status RunTransfers(std::vector<Transfer>& work, const TransferOptions& opt, bool create_target,
+                    const char* done_status, const char* crash_point, TransferJournal& journal,
+                    RecoverResult* result) {
+  MergeOptions mopt = opt.merge;
+  // A resumed run relies on dedupe to write nothing twice.
+  if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
+  std::mutex say_mu;
+  MailboxMerges merges(work.size(), opt.merge.jobs, mopt);
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (!work[i].from) continue;
+    merges.Add(i, [&, i](const MergeOptions& o) {
+      Transfer& t = work[i];
+      if (opt.say) {
+        std::lock_guard<std::mutex> g(say_mu);
+        opt.say(t.say);
+      }
+      return MergeMailbox(*t.from, *t.into, o, opt.source, opt.dry_run, create_target, &t.out);
+    });
+  }
+  merges.Start();
+  for (size_t i = 0; i < work.size(); ++i) {
+    Transfer& t = work[i];
+    if (!t.fail.empty()) {
+      result->AddFailed(std::move(t.out), t.fail);
+      continue;
+    }
+    if (!t.skip_status.empty()) {
+      t.out.status = t.skip_status;
+    } else if (merges.Wait(i)) {
+      t.out.status = opt.dry_run ? "planned" : done_status;
+      MBX_CRASH_POINT(crash_point);
+      MBX_RETURN_IF_ERROR(journal.MarkDone(t.key));
+    }
+    result->users.push_back(std::move(t.out));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
@@ -93,19 +143,23 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
   result.command = "export";
   result.shard = opt.filter.shard;
   result.dry_run = opt.dry_run;
+  // Pass 1: each user's export; pass 2: the merges, several at a time
+  // (--jobs); pass 3: journal and report in user order.
+  std::vector<Transfer> work;
   for (const User* u : users) {
-    UserOutcome out;
+    Transfer& t = work.emplace_back();
+    UserOutcome& out = t.out;
     out.alias = u->alias;
     out.display_name = u->display_name;
     out.blank = u->mailbox_guid ? u->mailbox_guid->ToString() : "";
     const StoreMailbox* mb = u->mailbox_guid ? store.FindMailbox(*u->mailbox_guid) : nullptr;
     if (!mb) {
-      result.AddFailed(std::move(out), "no mailbox file for " + out.blank);
+      t.fail = "no mailbox file for " + out.blank;
       continue;
     }
     auto from = ParseLocation(mb->path, false);
     if (!from.ok()) {
-      result.AddFailed(std::move(out), from.status().message());
+      t.fail = from.status().message();
       continue;
     }
     Location to;
@@ -116,25 +170,17 @@ Result<RecoverResult> Export(const Store& store, const TransferOptions& opt) {
                                                         : "";
     to.path = fs::Join(opt.dir, FileStem(u->alias) + ext);
     to.exists = fs::Exists(to.path);
-    const std::string key = TransferJournal::Key(u->alias, mb->path, to.path);
-    if (journal.Done(key)) {
-      out.status = "already-exported";
-      result.users.push_back(std::move(out));
+    t.key = TransferJournal::Key(u->alias, mb->path, to.path);
+    if (journal.Done(t.key)) {
+      t.skip_status = "already-exported";
       continue;
     }
-    if (opt.say) opt.say(u->alias + ": exporting " + mb->path + " to " + to.path);
-    MergeOptions mopt = opt.merge;
-    // ExMerge's import methods apply to the store commands too (--mode).
-    mopt.mode = opt.merge.mode;
-    // A resumed run relies on dedupe to write nothing twice.
-    if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
-    if (MergeMailbox(*from, to, mopt, opt.dry_run, /*create_target=*/true, &out)) {
-      out.status = opt.dry_run ? "planned" : "exported";
-      MBX_CRASH_POINT("export.after-merge");
-      MBX_RETURN_IF_ERROR(journal.MarkDone(key));
-    }
-    result.users.push_back(std::move(out));
+    t.say = u->alias + ": exporting " + mb->path + " to " + to.path;
+    t.from = *from;
+    t.into = to;
   }
+  MBX_RETURN_IF_ERROR(RunTransfers(work, opt, /*create_target=*/true, "exported", "export.after-merge", journal,
+                                   &result));
   MBX_RETURN_IF_ERROR(journal.Finish(result));
   result.seconds = Since(t0);
   return result;
@@ -164,6 +210,7 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
   result.command = "import";
   result.shard = opt.filter.shard;
   result.dry_run = opt.dry_run;
+  std::vector<Transfer> work;
   for (const auto& name : names) {
     std::string path = fs::Join(opt.dir, name);
     std::string alias;
@@ -172,46 +219,39 @@ Result<RecoverResult> Import(const Store& store, const TransferOptions& opt) {
     }
     if (alias.empty() && fs::IsDir(path)) alias = name;
     if (alias.empty()) continue;  // not an export file (.tmp, .lock, notes)
-    UserOutcome out;
-    out.alias = alias;
     const User* u = store.FindUserByAlias(alias);
+    if (u && !wanted.count(u)) continue;
+    Transfer& t = work.emplace_back();
+    UserOutcome& out = t.out;
+    out.alias = alias;
     if (!u) {
-      result.AddFailed(std::move(out), "'" + path + "' names no user with alias '" + alias + "'");
+      t.fail = "'" + path + "' names no user with alias '" + alias + "'";
       continue;
     }
-    if (!wanted.count(u)) continue;
     out.display_name = u->display_name;
     const StoreMailbox* mb = u->mailbox_guid ? store.FindMailbox(*u->mailbox_guid) : nullptr;
     if (!mb) {
-      result.AddFailed(std::move(out), "user '" + alias + "' has no mailbox file to import into");
+      t.fail = "user '" + alias + "' has no mailbox file to import into";
       continue;
     }
     out.original = mb->guid.ToString();
     auto from = ParseLocation(path, false);
     auto into = ParseLocation(mb->path, false);
     if (!from.ok() || !into.ok()) {
-      result.AddFailed(std::move(out), (!from.ok() ? from.status() : into.status()).message());
+      t.fail = (!from.ok() ? from.status() : into.status()).message();
       continue;
     }
-    const std::string key = TransferJournal::Key(alias, path, mb->path);
-    if (journal.Done(key)) {
-      out.status = "already-imported";
-      result.users.push_back(std::move(out));
+    t.key = TransferJournal::Key(alias, path, mb->path);
+    if (journal.Done(t.key)) {
+      t.skip_status = "already-imported";
       continue;
     }
-    if (opt.say) opt.say(alias + ": importing " + path + " into " + mb->path);
-    MergeOptions mopt = opt.merge;
-    // ExMerge's import methods apply to the store commands too (--mode).
-    mopt.mode = opt.merge.mode;
-    // A resumed run relies on dedupe to write nothing twice.
-    if (mopt.mode == MergeMode::kCopy) mopt.mode = MergeMode::kMerge;
-    if (MergeMailbox(*from, *into, mopt, opt.dry_run, /*create_target=*/false, &out)) {
-      out.status = opt.dry_run ? "planned" : "imported";
-      MBX_CRASH_POINT("import.after-merge");
-      MBX_RETURN_IF_ERROR(journal.MarkDone(key));
-    }
-    result.users.push_back(std::move(out));
+    t.say = alias + ": importing " + path + " into " + mb->path;
+    t.from = *from;
+    t.into = *into;
   }
+  MBX_RETURN_IF_ERROR(RunTransfers(work, opt, /*create_target=*/false, "imported", "import.after-merge", journal,
+                                   &result));
   MBX_RETURN_IF_ERROR(journal.Finish(result));
   result.seconds = Since(t0);
   return result;

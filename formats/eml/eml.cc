@@ -30,6 +30,9 @@ namespace {
 using maildir::internal::SplitFolder;
 
 constexpr size_t kMaxFileName = 120;
+// Written folder trees stay well inside what ListTree reads (64 levels) and PATH_MAX.
+constexpr size_t kMaxFolderDepth = 32;
+constexpr size_t kMaxFolderPathBytes = 2048;
 // Hidden, and without the .eml suffix: never read as a message.
 constexpr std::string_view kTmpPrefix = ".mbxmerge-tmp.";
 
@@ -525,7 +528,15 @@ class EmlSink : public MailboxSink {
 
   Result<Folder*> EnsureFolder(std::string_view folder) {
     std::string dir = root_, path;
-    for (const auto& c : SplitFolder(folder)) {
+    const auto comps = SplitFolder(folder);
+    for (size_t i = 0; i < comps.size(); ++i) {
+      std::string c = comps[i];
+      // Deeper than the reader goes (ListTree), or a path near PATH_MAX: the
+      // rest of the path becomes one last directory name.
+      if (i + 1 < comps.size() && (i + 1 == kMaxFolderDepth || path.size() > kMaxFolderPathBytes)) {
+        for (size_t k = i + 1; k < comps.size(); ++k) c += "_" + comps[k];
+        i = comps.size();
+      }
       std::string safe = SanitizeComponent(c);
       dir += "/" + safe;
       path += (path.empty() ? "" : "/") + safe;

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -447,8 +449,33 @@ class MaildirSink : public MailboxSink {
   Status Init() {
     MBX_RETURN_IF_ERROR(FinishReplacements());
     MBX_ASSIGN_OR_RETURN(auto dirs, ListFolderDirs(root_));
-    for (auto& d : dirs) existing_dirs_.emplace(d.path, d.dir);
+    for (auto& d : dirs) {
+      RemoveOrphanedTmpFiles(d.dir + "/tmp");
+      existing_dirs_.emplace(d.path, d.dir);
+    }
     return Status::Ok();
+  }
+
+  // Files a killed run of ours staged in tmp/ and never renamed: named by
+  // UniqueName() on this host by a process that is gone. Nothing else is
+  // touched: another MDA's delivery in progress stays.
+  static void RemoveOrphanedTmpFiles(const std::string& tmp_dir) {
+    DIR* d = ::opendir(tmp_dir.c_str());
+    if (d == nullptr) return;
+    const std::string host_part = "." + fs::Hostname() + ",S=";
+    while (const dirent* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      size_t p = name.find('P'), q = name.find('Q');
+      if (name.find(".M") == std::string_view::npos || p == std::string_view::npos || q == std::string_view::npos ||
+          q < p || name.find(host_part) == std::string_view::npos)
+        continue;
+      std::string pid(name.substr(p + 1, q - p - 1));
+      char* end = nullptr;
+      long n = std::strtol(pid.c_str(), &end, 10);
+      if (pid.empty() || *end != '\0' || !fs::ProcessGone(n)) continue;
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+    }
+    ::closedir(d);
   }
 
   bool CanReplace() const override { return true; }
@@ -838,6 +865,21 @@ std::string DirNameForFolder(std::string_view folder) {
     std::replace(c.begin(), c.end(), '.', '_');
     out += '.';
     out += EncodeModifiedUtf7(c);
+  }
+  // Maildir++ flattens the whole path into one directory name, which the file
+  // system caps at 255 bytes. A longer one keeps its start (cut outside a
+  // "&...-" run) and ends in a hash of the whole, so that it stays distinct.
+  constexpr size_t kMaxDirName = 255, kHashLen = 9;  // "~" and 8 hex digits
+  if (out.size() > kMaxDirName) {
+    uint32_t hash = 2166136261u;  // FNV-1a
+    for (unsigned char ch : out) hash = (hash ^ ch) * 16777619u;
+    size_t cut = kMaxDirName - kHashLen;
+    const size_t amp = out.rfind('&', cut - 1);
+    if (amp != std::string::npos && out.find('-', amp) >= cut) cut = amp;
+    out.resize(cut);
+    char tail[16];
+    std::snprintf(tail, sizeof tail, "~%08x", hash);
+    out += tail;
   }
   return out;
 }

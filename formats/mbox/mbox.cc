@@ -765,6 +765,9 @@ Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path, const Si
   // A batch whose append was never confirmed (the run was killed mid-write):
   // cut it off, so the rerun appends it again, whole and once.
   std::string undo = UndoPath(path);
+  // A run killed while writing its undo record or replace journal left temps.
+  fs::RemoveStaleTemps(undo);
+  fs::RemoveStaleTemps(path + ".mbxmerge-replace");
   if (fs::IsFile(undo)) {
     MBX_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(undo));
     char* end = nullptr;

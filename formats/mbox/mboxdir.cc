@@ -1,5 +1,6 @@
 // mboxdir: a directory of mbox files, one per folder (readpst's layouts).
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <system_error>
@@ -315,6 +316,26 @@ int HexValue(char c) {
   return -1;
 }
 
+// NAME_MAX is 255 bytes and the sink adds ".mbox.lock.<pid>.tmp": a longer
+// escaped name keeps its start (not cutting a %XX escape or a UTF-8 sequence)
+// and ends in a hash of the whole, so that it stays distinct.
+std::string LimitName(std::string name) {
+  constexpr size_t kMaxName = 200, kHashLen = 9;  // "~" and 8 hex digits
+  if (name.size() <= kMaxName) return name;
+  uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char ch : name) hash = (hash ^ ch) * 16777619u;
+  size_t cut = kMaxName - kHashLen;
+  if (name[cut - 1] == '%')
+    cut -= 1;
+  else if (name[cut - 2] == '%')
+    cut -= 2;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+  name.resize(cut);
+  char tail[16];
+  std::snprintf(tail, sizeof tail, "~%08x", hash);
+  return name + tail;
+}
+
 }  // namespace
 
 std::string EscapeComponent(std::string_view component) {
@@ -350,10 +371,18 @@ std::string UnescapeComponent(std::string_view name) {
 std::string FolderToFile(std::string_view folder) {
   auto comps = SplitFolder(folder);
   if (comps.empty()) return "mbox";
+  // Written trees stay inside what Walk() reads and PATH_MAX: past that depth
+  // or length the rest of the path becomes one last name.
+  constexpr size_t kMaxWriteDepth = 32, kMaxPathBytes = 2048;
   std::string out;
-  for (std::string_view c : comps) {
+  for (size_t i = 0; i < comps.size(); ++i) {
+    std::string c(comps[i]);
+    if (i + 1 < comps.size() && (i + 1 == kMaxWriteDepth || out.size() > kMaxPathBytes)) {
+      for (size_t k = i + 1; k < comps.size(); ++k) c += "_" + std::string(comps[k]);
+      i = comps.size();
+    }
     if (!out.empty()) out += '/';
-    out += EscapeComponent(c);
+    out += LimitName(EscapeComponent(c));
   }
   return out + std::string(kSuffix);
 }

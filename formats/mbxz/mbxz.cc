@@ -8,6 +8,7 @@
 #include <boost/iostreams/device/file_descriptor.hpp>
 #include <boost/iostreams/filter/zstd.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -66,14 +67,34 @@ class RecordReader {
   }
   bool String(std::string* s, uint64_t max) {
     uint64_t n;
-    if (!Varint(&n) || n > max) return false;
-    s->resize(n);
-    return n == 0 || static_cast<bool>(in_.read(s->data(), static_cast<std::streamsize>(n)));
+    if (!Varint(&n)) return false;
+    if (n > max) {
+      too_long_ = n;
+      return false;
+    }
+    // Grows with the bytes actually read: a corrupt length must cost no more
+    // memory than the stream holds (it is a truncation, not a 1 TB allocation).
+    constexpr uint64_t kChunk = uint64_t{1} << 20;
+    s->clear();
+    while (s->size() < n) {
+      const size_t at = s->size();
+      const size_t step = static_cast<size_t>(std::min(kChunk, n - at));
+      s->resize(at + step);
+      if (!in_.read(s->data() + at, static_cast<std::streamsize>(step))) return false;
+    }
+    return true;
   }
+  // The length the last String() refused for exceeding its limit, else 0.
+  uint64_t too_long() const { return too_long_; }
 
  private:
   std::istream& in_;
+  uint64_t too_long_ = 0;
 };
+
+// A bundle message larger than this is refused: no real message comes near
+// it, and a zstd frame can expand a few MB into terabytes (a decompression bomb).
+constexpr uint64_t kMaxMessageBytes = uint64_t{1} << 30;
 
 class BundleSource : public MailboxSource {
  public:
@@ -129,8 +150,19 @@ class BundleSource : public MailboxSource {
       uint8_t flags;
       uint64_t delivered, modified;
       if (!r.String(&out->folder, 1 << 16) || !r.Byte(&flags) || !r.Fixed64(&delivered) || !r.Fixed64(&modified) ||
-          !r.String(&out->envelope_sender, 1 << 16) || !r.String(&out->mime, uint64_t{1} << 40)) {
-        return Truncated(out);
+          !r.String(&out->envelope_sender, 1 << 16) || !r.String(&out->mime, kMaxMessageBytes)) {
+        const uint64_t claimed = r.too_long();
+        Result<bool> stop = Truncated(out);
+        if (claimed != 0) {
+          // Nothing after it can be found without reading it: the bundle stops here.
+          out->origin = Describe() + " message " + std::to_string(index_ + 1);
+          out->read_error = Status::Corruption(
+              "a field claims " + std::to_string(claimed) + " bytes, more than the " +
+              std::to_string(kMaxMessageBytes >> 20) +
+              " MiB a bundle message may hold (corrupt, or a decompression bomb); "
+              "later messages are not read");
+        }
+        return stop;
       }
       out->flags = flags;
       out->container_delivered = static_cast<UnixTime>(delivered);
@@ -145,47 +177,51 @@ class BundleSource : public MailboxSource {
 
  private:
   // Starts decompressing the next zstd frame; false at the end of the file.
+  // Empty frames are skipped in a loop: a file of nothing but empty frames
+  // must not recurse once per frame.
   Result<bool> OpenFrame() {
-    std::string_view data = map_.data();
-    if (offset_ >= data.size()) {
-      done_ = true;
-      return false;
-    }
-    size_t size = ZSTD_findFrameCompressedSize(data.data() + offset_, data.size() - offset_);
-    bool cut = ZSTD_isError(size);
-    if (cut) {
-      done_ = true;
-      if (frame_ == 0) return Status::Corruption("'" + path_ + "' is not an mbxz bundle (" + ZSTD_getErrorName(size) + ")");
-      // The last frame was cut short: read what it holds, then report the cut.
-      size = data.size() - offset_;
-    }
-    stream_ = std::make_unique<io::filtering_istream>();
-    stream_->push(io::zstd_decompressor());
-    stream_->push(io::array_source(data.data() + offset_, size));
-    stream_->exceptions(std::ios::goodbit);
-    offset_ += size;
-    ++frame_;
-    in_frame_ = 0;
-    char magic[sizeof kMagic];
-    try {
-      stream_->read(magic, sizeof magic);
-      if (stream_->gcount() == 0 && cut) {
-        cut_empty_ = true;  // nothing of the last frame survived the cut
+    for (;;) {
+      std::string_view data = map_.data();
+      if (offset_ >= data.size()) {
+        done_ = true;
         return false;
       }
-      if (stream_->gcount() == 0) {
-        // An empty frame (Boost's compressor may end a stream with one): skip it.
-        stream_.reset();
-        --frame_;
-        return OpenFrame();
+      size_t size = ZSTD_findFrameCompressedSize(data.data() + offset_, data.size() - offset_);
+      bool cut = ZSTD_isError(size);
+      if (cut) {
+        done_ = true;
+        if (frame_ == 0) return Status::Corruption("'" + path_ + "' is not an mbxz bundle (" + ZSTD_getErrorName(size) + ")");
+        // The last frame was cut short: read what it holds, then report the cut.
+        size = data.size() - offset_;
       }
-      if (stream_->gcount() != sizeof magic || std::memcmp(magic, kMagic, sizeof magic) != 0) {
-        return Status::Corruption(Describe() + ": frame " + std::to_string(frame_) + " has no MBXZ header");
+      stream_ = std::make_unique<io::filtering_istream>();
+      stream_->push(io::zstd_decompressor());
+      stream_->push(io::array_source(data.data() + offset_, size));
+      stream_->exceptions(std::ios::goodbit);
+      offset_ += size;
+      ++frame_;
+      in_frame_ = 0;
+      char magic[sizeof kMagic];
+      try {
+        stream_->read(magic, sizeof magic);
+        if (stream_->gcount() == 0 && cut) {
+          cut_empty_ = true;  // nothing of the last frame survived the cut
+          return false;
+        }
+        if (stream_->gcount() == 0) {
+          // An empty frame (Boost's compressor may end a stream with one): skip it.
+          stream_.reset();
+          --frame_;
+          continue;
+        }
+        if (stream_->gcount() != sizeof magic || std::memcmp(magic, kMagic, sizeof magic) != 0) {
+          return Status::Corruption(Describe() + ": frame " + std::to_string(frame_) + " has no MBXZ header");
+        }
+      } catch (const std::exception& e) {
+        return Status::Corruption(Describe() + ": frame " + std::to_string(frame_) + ": " + e.what());
       }
-    } catch (const std::exception& e) {
-      return Status::Corruption(Describe() + ": frame " + std::to_string(frame_) + ": " + e.what());
+      return true;
     }
-    return true;
   }
 
   // The stream ended inside a frame: hand out one failed message naming the cut, then stop.

@@ -192,6 +192,40 @@ std::string Crlf(std::string_view s) {
   return out;
 }
 
+// GMime keeps one object per header field: a header block of millions of
+// fields costs it gigabytes and minutes. Only the address and MIME fields are
+// read from its parse (the rest comes from our own scanner over `headers`), so
+// a large block is cut down to those before parsing.
+constexpr size_t kParseWholeHeaderBelow = 1 << 20;
+
+bool GMimeNeedsField(std::string_view name) {
+  auto is = [&](std::string_view want) {
+    return name.size() == want.size() &&
+           g_ascii_strncasecmp(name.data(), want.data(), want.size()) == 0;
+  };
+  return is("From") || is("Sender") || is("Reply-To") || is("To") || is("Cc") || is("Bcc") ||
+         is("MIME-Version") ||
+         (name.size() > 8 && g_ascii_strncasecmp(name.data(), "Content-", 8) == 0);
+}
+
+// `mime` with only the fields GMime needs when its header block is large, else "".
+std::string TrimmedForParse(std::string_view mime, std::string_view headers) {
+  if (headers.size() < kParseWholeHeaderBelow) return {};
+  std::string out;
+  mime::FieldScanner scan(headers);
+  mime::Field f;
+  while (scan.Next(&f)) {
+    if (!GMimeNeedsField(f.name)) continue;
+    out.append(f.name);
+    out += ": ";
+    out.append(f.value);
+    out += '\n';
+  }
+  out += '\n';
+  out.append(mime.substr(std::min(mime.size(), mime::BodyOffset(mime))));
+  return out;
+}
+
 }  // namespace
 
 Result<messaging::OutMessage> MimeToMapi(const Message& msg) { return MimeToMapiAt(msg, 0); }
@@ -223,11 +257,13 @@ Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
   if (depth > 16) return Status::InvalidArgument("message/rfc822 parts nested too deep");
   MBX_ASSIGN_OR_RETURN(std::string_view mime, msg.Mime());
   InitGMime();
-  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(mime.data(), mime.size()));
+  const std::string_view headers = mime::HeaderBlock(mime);
+  const std::string trimmed = TrimmedForParse(mime, headers);
+  const std::string_view parse = trimmed.empty() ? mime : std::string_view(trimmed);
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(parse.data(), parse.size()));
   GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
   g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
   GPtr<GMimeMessage> m(g_mime_parser_construct_message(parser.get(), nullptr));
-  const std::string_view headers = mime::HeaderBlock(mime);
   messaging::OutMessage out;
   if (!m) {
     // Not MIME at all (no header block, binary junk): keep every byte as the

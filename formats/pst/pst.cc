@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/pst/disk/disk.h"
+#include "formats/pst/ltp/reader.h"
 #include "formats/pst/mapi.h"
 #include "formats/pst/mapi_to_mime.h"
 
@@ -58,9 +60,6 @@ struct RecordSetDeleter {
 struct RecordEntryDeleter {
   void operator()(libpff_record_entry_t* p) const { libpff_record_entry_free(&p, nullptr); }
 };
-struct MultiValueDeleter {
-  void operator()(libpff_multi_value_t* p) const { libpff_multi_value_free(&p, nullptr); }
-};
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -80,6 +79,8 @@ std::optional<ltp::PropertyName> ReadPropertyName(libpff_record_entry_t* raw) {
   uint8_t type = 0;
   if (libpff_name_to_id_map_entry_get_type(entry, &type, err.Out()) != 1) return std::nullopt;
   if (type == LIBPFF_NAME_TO_ID_MAP_ENTRY_TYPE_STRING) {
+    // (libpff garbles surrogate pairs here, in the UTF-8 and the UTF-16 getter alike, and
+    // gives no access to the raw name: a non-BMP character in a name comes out wrong.)
     size_t size = 0;
     if (libpff_name_to_id_map_entry_get_utf8_string_size(entry, &size, err.Out()) != 1 || size == 0)
       return std::nullopt;
@@ -120,7 +121,19 @@ PropertyBag ReadRecordSet(libpff_record_set_t* set) {
     PropValue v;
     v.type = static_cast<uint16_t>(value_type);
     if (id >= 0x8000) v.name = ReadPropertyName(raw);
-    if (v.type == kPtString8 || v.type == kPtUnicode) {
+    if (v.type == kPtUnicode) {
+      // Converted here from the raw UTF-16: libpff's own conversion (20180714)
+      // garbles surrogate pairs, so emoji and other non-BMP text came out wrong.
+      size_t size = 0;
+      if (libpff_record_entry_get_data_size(raw, &size, err.Out()) != 1) continue;
+      std::string utf16(size, '\0');
+      if (size > 0 && libpff_record_entry_get_data(raw, reinterpret_cast<uint8_t*>(utf16.data()),
+                                                   size, err.Out()) != 1) {
+        continue;
+      }
+      v.data = disk::Utf16leToUtf8(utf16);
+      while (!v.data.empty() && v.data.back() == '\0') v.data.pop_back();
+    } else if (v.type == kPtString8) {
       size_t size = 0;
       if (libpff_record_entry_get_data_as_utf8_string_size(raw, &size, err.Out()) != 1) continue;
       std::string s(size, '\0');
@@ -131,25 +144,18 @@ PropertyBag ReadRecordSet(libpff_record_set_t* set) {
       while (!s.empty() && s.back() == '\0') s.pop_back();
       v.data = std::move(s);
     } else if (v.type == kPtMvBinary) {
-      libpff_multi_value_t* mv_raw = nullptr;
-      if (libpff_record_entry_get_multi_value(raw, &mv_raw, err.Out()) != 1 || mv_raw == nullptr)
+      // Split here from the raw packed bytes: libpff's multi-value API
+      // (20180714) reports no values at all for some valid ones.
+      size_t size = 0;
+      if (libpff_record_entry_get_data_size(raw, &size, err.Out()) != 1) continue;
+      std::string packed(size, '\0');
+      if (size > 0 && libpff_record_entry_get_data(raw, reinterpret_cast<uint8_t*>(packed.data()),
+                                                   size, err.Out()) != 1) {
         continue;
-      std::unique_ptr<libpff_multi_value_t, MultiValueDeleter> mv(mv_raw);
-      int count = 0;
-      if (libpff_multi_value_get_number_of_values(mv_raw, &count, err.Out()) != 1) continue;
-      for (int k = 0; k < count; ++k) {
-        size_t size = 0;
-        std::string b;
-        if (libpff_multi_value_get_value_binary_data_size(mv_raw, k, &size, err.Out()) == 1 &&
-            size > 0) {
-          b.resize(size);
-          if (libpff_multi_value_get_value_binary_data(
-                  mv_raw, k, reinterpret_cast<uint8_t*>(b.data()), size, err.Out()) != 1) {
-            b.clear();
-          }
-        }
-        v.values.push_back(std::move(b));
       }
+      auto values = ltp::DecodeMultiValue(v.type, packed);
+      if (!values.ok()) continue;
+      v.values = std::move(values).value();
     } else {
       size_t size = 0;
       if (libpff_record_entry_get_data_size(raw, &size, err.Out()) != 1) continue;
@@ -298,6 +304,10 @@ std::shared_ptr<const PropertyBag> FolderPropsOf(const Message& msg) {
 namespace {
 
 std::string FolderName(libpff_item_t* folder) {
+  // The display name from the folder's own properties, which ReadRecordSet()
+  // converts itself: libpff's name getters garble surrogate pairs (emoji).
+  if (auto props = ReadProps(folder, 0); props.ok())
+    if (auto name = props->String(kPidDisplayName)) return *name;
   Error err;
   size_t size = 0;
   if (libpff_folder_get_utf8_name_size(folder, &size, err.Out()) != 1 || size == 0) return "";

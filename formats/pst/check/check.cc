@@ -113,7 +113,9 @@ struct NodeInfo {
   size_t raw_size = 0;   // data size when it is not a heap
   std::string raw;       // first bytes of non-heap data (for the dump)
   std::vector<std::string> errors;
-  std::vector<std::pair<uint64_t, NodeInfo>> children;  // parsed subnodes
+  // Parsed subnodes (each child's nid is its subnode nid). Not pairs: a pair
+  // of this still incomplete type does not compile with clang and libstdc++.
+  std::vector<NodeInfo> children;
 };
 
 std::string PropString(const std::vector<ltp::Property>& pc, uint16_t id) {
@@ -187,7 +189,10 @@ NodeInfo ReadNode(const ndb::NdbReader& r, uint64_t nid, uint64_t bid_data, uint
     info.errors.push_back("data: " + data.status().message());
   } else {
     const std::string& first = data->blocks.empty() ? std::string() : data->blocks[0].data;
-    const bool is_heap = first.size() >= 4 && static_cast<uint8_t>(first[2]) == disk::kHeapSig;
+    // An NID_TYPE_LTP subnode holds a value stream (a large property value, a
+    // row matrix): raw bytes even when byte 2 happens to be the heap signature.
+    const bool is_heap = disk::NidTypeOf(nid) != disk::kNidTypeLtp && first.size() >= 4 &&
+                         static_cast<uint8_t>(first[2]) == disk::kHeapSig;
     if (!is_heap) {
       info.raw_size = data->size();
       info.raw = data->Concat().substr(0, 64);
@@ -285,8 +290,8 @@ NodeInfo ReadNode(const ndb::NdbReader& r, uint64_t nid, uint64_t bid_data, uint
         break;
       }
       --walk.budget;
-      info.children.emplace_back(
-          s.nid, ReadNode(r, s.nid, s.bid_data, s.bid_sub, depth_left - 1, digest, walk));
+      info.children.push_back(
+          ReadNode(r, s.nid, s.bid_data, s.bid_sub, depth_left - 1, digest, walk));
     }
     walk.path.pop_back();
   }
@@ -994,8 +999,8 @@ void Checker::ReadAllNodes() {
 }
 
 void Checker::NoteSubnodeNids(const NodeInfo& info) {
-  for (const auto& [nid, child] : info.children) {
-    NoteNid(nid);
+  for (const auto& child : info.children) {
+    NoteNid(child.nid);
     NoteSubnodeNids(child);
   }
 }
@@ -1033,9 +1038,10 @@ void Checker::CheckCounters() {
 
 void Checker::EmitNodeErrors(const std::string& loc, const NodeInfo& info) {
   for (const auto& e : info.errors) V(loc, e);
-  for (const auto& [nid, child] : info.children) {
-    EmitNodeErrors(
-        loc + " subnode " + Hex(nid) + " (" + disk::NidTypeName(disk::NidTypeOf(nid)) + ")", child);
+  for (const auto& child : info.children) {
+    EmitNodeErrors(loc + " subnode " + Hex(child.nid) + " (" +
+                       disk::NidTypeName(disk::NidTypeOf(child.nid)) + ")",
+                   child);
   }
 }
 
@@ -1543,9 +1549,9 @@ class Dumper {
       out_ += head + "empty\n";
     }
     for (const auto& e : info.errors) out_ += ind + "error " + e + "\n";
-    for (const auto& [nid, child] : info.children) {
-      std::snprintf(buf, sizeof buf, "%ssubnode 0x%08" PRIx64 " %s ", ind.c_str(), nid,
-                    disk::NidTypeName(disk::NidTypeOf(nid)));
+    for (const auto& child : info.children) {
+      std::snprintf(buf, sizeof buf, "%ssubnode 0x%08" PRIx64 " %s ", ind.c_str(), child.nid,
+                    disk::NidTypeName(disk::NidTypeOf(child.nid)));
       Emit(buf, child, ind + "  ");
     }
   }

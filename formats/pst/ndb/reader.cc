@@ -304,6 +304,13 @@ Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
   }
   std::vector<uint64_t> top;
   MBX_ASSIGN_OR_RETURN(XHeader root, read_x(bid, root_level, top));
+  // Blocks are stored, never compressed: a tree claiming more bytes than the
+  // file holds can only list blocks over and over (an XXBLOCK so reaches 8 GB).
+  if (root.total > file_size()) {
+    return Status::Corruption(path_ + ": data tree " + Hex(bid) + ": lcbTotal " +
+                              std::to_string(root.total) + " exceeds the file size " +
+                              std::to_string(file_size()));
+  }
   std::vector<uint64_t> leaves;
   if (root_level == 2) {
     for (uint64_t x : top) {

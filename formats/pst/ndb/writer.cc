@@ -156,32 +156,37 @@ Result<uint64_t> NdbWriter::WriteBlock(std::string_view payload) {
 
 Result<uint64_t> NdbWriter::WriteData(std::string_view data) {
   if (data.size() <= kMaxBlockPayload) return WriteBlock(data);
-  std::vector<uint64_t> bids;
+  std::vector<uint64_t> bids, sizes;
   bids.reserve(data.size() / kMaxBlockPayload + 1);
   for (size_t off = 0; off < data.size(); off += kMaxBlockPayload) {
-    MBX_ASSIGN_OR_RETURN(uint64_t bid, WriteBlock(data.substr(off, kMaxBlockPayload)));
+    const std::string_view part = data.substr(off, kMaxBlockPayload);
+    MBX_ASSIGN_OR_RETURN(uint64_t bid, WriteBlock(part));
     bids.push_back(bid);
+    sizes.push_back(part.size());
   }
-  return WriteXTree(bids, data.size(), 1);
+  return WriteXTree(bids, sizes);
 }
 
 Result<uint64_t> NdbWriter::WriteBlocks(const std::vector<std::string>& blocks) {
   if (blocks.empty()) return uint64_t{0};
-  std::vector<uint64_t> bids;
-  uint64_t total = 0;
+  std::vector<uint64_t> bids, sizes;
   for (const auto& b : blocks) {
     MBX_ASSIGN_OR_RETURN(uint64_t bid, WriteBlock(b));
     bids.push_back(bid);
-    total += b.size();
+    sizes.push_back(b.size());
   }
   if (bids.size() == 1) return bids[0];
-  return WriteXTree(bids, total, 1);
+  return WriteXTree(bids, sizes);
 }
 
 // One XBLOCK over up to 1,021 data blocks; above that an XXBLOCK over XBLOCKs
-// ([MS-PST] 2.2.2.8.3.1-2). lcbTotal is the byte count of the data below.
-Result<uint64_t> NdbWriter::WriteXTree(const std::vector<uint64_t>& bids, uint64_t total,
-                                       uint8_t level) {
+// ([MS-PST] 2.2.2.8.3.1-2). lcbTotal is the byte count of the data below, summed
+// from `sizes` (heap and row blocks are not full, so it cannot be derived from
+// the block count).
+Result<uint64_t> NdbWriter::WriteXTree(const std::vector<uint64_t>& bids,
+                                       const std::vector<uint64_t>& sizes) {
+  uint64_t total = 0;
+  for (uint64_t n : sizes) total += n;
   if (total > 0xFFFFFFFFull) return Status::Unsupported("PST writer: one value over 4 GiB");
   auto xblock = [&](size_t from, size_t to, uint32_t bytes, uint8_t lvl) -> Result<uint64_t> {
     std::string s;
@@ -193,16 +198,15 @@ Result<uint64_t> NdbWriter::WriteXTree(const std::vector<uint64_t>& bids, uint64
     for (size_t i = from; i < to; ++i) w.U64(bids[i]);
     return WriteRawBlock(s, true);
   };
-  if (level == 1 && bids.size() <= kMaxXBlockEntries)
+  if (bids.size() <= kMaxXBlockEntries)
     return xblock(0, bids.size(), static_cast<uint32_t>(total), 1);
-  if (level != 1) return Status::Unsupported("PST writer: data tree too deep");
   if (bids.size() > kMaxXBlockEntries * kMaxXBlockEntries)
     return Status::Unsupported("PST writer: value too large for an XXBLOCK");
   std::vector<uint64_t> xbids;
-  const uint64_t per_x = uint64_t{kMaxXBlockEntries} * kMaxBlockPayload;
   for (size_t from = 0; from < bids.size(); from += kMaxXBlockEntries) {
     const size_t to = std::min(bids.size(), from + kMaxXBlockEntries);
-    const uint64_t bytes = std::min<uint64_t>(per_x, total - uint64_t{from} * kMaxBlockPayload);
+    uint64_t bytes = 0;
+    for (size_t i = from; i < to; ++i) bytes += sizes[i];
     MBX_ASSIGN_OR_RETURN(uint64_t x, xblock(from, to, static_cast<uint32_t>(bytes), 1));
     xbids.push_back(x);
   }

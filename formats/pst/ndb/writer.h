@@ -83,7 +83,8 @@ class NdbWriter {
 
   NdbWriter(std::string path, int fd, Options options);
   Result<uint64_t> WriteRawBlock(std::string_view payload, bool internal);
-  Result<uint64_t> WriteXTree(const std::vector<uint64_t>& bids, uint64_t total, uint8_t level);
+  Result<uint64_t> WriteXTree(const std::vector<uint64_t>& bids,
+                              const std::vector<uint64_t>& sizes);
   Result<uint64_t> WriteSubnodeLevel(std::vector<SubnodeEntry>& entries);
   // Reserves `size` bytes (64-aligned; 512-aligned for pages) that do not
   // cross an AMap range, creating map pages for new ranges as needed.

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Comparison (4) and (5) of the throughput issue: a full `mbxmerge recover` of
+# generated KB 278447 stores of 200 users, --jobs 1 against --jobs 2, at three
+# mailbox sizes. Every run is checked (each recovered user's original mailbox
+# holds every id of the manifest exactly once), then the figures and an SVG plot
+# of throughput by job count and mailbox size are appended to RESULTS.md.
+#
+#   benchmarks/recover_bench.sh
+#
+# Environment:
+#   ROUNDS=3  USERS=200  SIZES="25 100 400" (messages per mailbox)  SEED=42
+#   BUILD_DIR=build/bench-release  OUT=benchmarks/RESULTS.md
+#   NO_BUILD=1 MBXMERGE=... MBXGEN=...   use prebuilt binaries
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+USERS=${USERS:-200}
+SIZES=${SIZES:-25 100 400}
+SEED=${SEED:-42}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build/bench-release}
+OUT=${OUT:-$ROOT/benchmarks/RESULTS.md}
+WORK=$ROOT/benchmarks/work/recover
+COUNT=$ROOT/benchmarks/count_ids.sh
+
+log() { printf '[recover-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[[ -x /usr/bin/time ]] || die "/usr/bin/time not found: install the Debian package 'time'"
+
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+  log "building Release in $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
+    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target mbxmerge mbxgen >/dev/null
+fi
+MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
+MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
+[[ -x $MBXMERGE && -x $MBXGEN ]] || die "mbxmerge or mbxgen missing in $BUILD_DIR"
+
+rm -rf "$WORK" && mkdir -p "$WORK"
+RAW=$WORK/raw.tsv  # size jobs round seconds rss_kb messages bytes status
+: >"$RAW"
+started=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Checks a recovered store against the generator's manifest: for every
+# blank-connected user, the original mailbox holds each of the user's ids once.
+check_store() {  # store manifest
+  local store=$1 manifest=$2 bad=0
+  while IFS=$'\t' read -r alias _ state _ _ _ _ original; do
+    [[ $state == blank-connected ]] || continue
+    local path=$store/mailboxes/${original%/} kind=mbox
+    [[ $original == */ ]] && kind=maildir
+    awk -F'\t' -v a="$alias" '$1 == a { print $3 }' "$manifest" >"$WORK/user.tsv"
+    read -r _ _ missing extra _ _ < <("$COUNT" "$kind" "$path" "$WORK/user.tsv")
+    if [[ $missing != 0 || $extra != 0 ]]; then
+      log "$alias: $missing ids missing, $extra extra copies in $path"
+      bad=1
+    fi
+  done <"$manifest.users"
+  return $bad
+}
+
+for size in $SIZES; do
+  base=$WORK/store-$size
+  log "generating a store of $USERS users, $size messages per mailbox"
+  "$MBXGEN" store --out "$base" --users "$USERS" --messages "$size" --seed "$SEED" \
+    --manifest "$WORK/m-$size.tsv" >/dev/null
+  for round in $(seq 0 "$ROUNDS"); do  # round 0 warms the page cache, not counted
+    for jobs in 1 2; do
+      rm -rf "$WORK/run" && cp -a "$base" "$WORK/run" && sync
+      status=ok
+      /usr/bin/time -o "$WORK/time" -f '%e %M' "$MBXMERGE" recover --store "$WORK/run" --jobs "$jobs" \
+        --quiet --report "$WORK/report.json" || status="exit $?"
+      check_store "$WORK/run" "$WORK/m-$size.tsv" || status=wrong
+      read -r secs rss <"$WORK/time"
+      read -r msgs bytes < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(sum(u.get("read", 0) for u in r["users"]), sum(u.get("bytes_written", 0) for u in r["users"]))' \
+        "$WORK/report.json")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$jobs" "$round" "$secs" "$rss" "$msgs" "$bytes" \
+        "$status" >>"$RAW"
+      log "size $size jobs $jobs round $round: ${secs}s ($status)"
+    done
+  done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+elapsed=$(($(date +%s) - started))
+
+# Medians over the measured rounds, a table and the plot.
+python3 - "$RAW" "$WORK/plot.svg" >"$WORK/section.md" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for size, jobs, rnd, secs, rss, msgs, byts, status in rows:
+    if rnd == "0":
+        continue
+    by.setdefault((int(size), int(jobs)), []).append((float(secs), int(rss), int(msgs), int(byts), status))
+sizes = sorted({s for s, _ in by})
+print("| messages per mailbox | --jobs | median s | messages/s | MB/s | peak RSS MiB | correct | --jobs 2 speed-up |")
+print("|---:|---:|---:|---:|---:|---:|---|---:|")
+rate = {}
+for s in sizes:
+    for j in (1, 2):
+        runs = by.get((s, j), [])
+        if not runs:
+            continue
+        secs = statistics.median(r[0] for r in runs)
+        msgs, byts = runs[-1][2], runs[-1][3]
+        rate[(s, j)] = msgs / secs
+        ok = all(r[4] == "ok" for r in runs)
+        speed = "" if j == 1 or (s, 1) not in rate else "%.2fx" % (rate[(s, 2)] / rate[(s, 1)])
+        print("| %d | %d | %.2f | %.0f | %.1f | %.1f | %s | %s |" % (
+            s, j, secs, msgs / secs, byts / secs / 2**20, max(r[1] for r in runs) / 1024,
+            "**yes**" if ok else "**NO**", speed))
+# SVG: messages/s by mailbox size, one line per job count.
+W, H, L, B = 560, 320, 70, 50
+ymax = max(rate.values()) * 1.15 if rate else 1
+def x(i): return L + (W - L - 20) * (i + 0.5) / max(1, len(sizes))
+def y(v): return H - B - (H - B - 20) * v / ymax
+out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
+       '<rect width="100%" height="100%" fill="white"/>',
+       '<text x="%d" y="14" text-anchor="middle">mbxmerge recover of a generated store: messages/s by mailbox size and --jobs</text>' % (W // 2),
+       '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (L, H - B, W - 10, H - B),
+       '<line x1="%d" y1="20" x2="%d" y2="%d" stroke="black"/>' % (L, L, H - B)]
+for k in range(5):
+    v = ymax * k / 4
+    out.append('<text x="%d" y="%.0f" text-anchor="end">%.0f</text>' % (L - 6, y(v) + 4, v))
+    out.append('<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#ddd"/>' % (L, y(v), W - 10, y(v)))
+for i, s in enumerate(sizes):
+    out.append('<text x="%.0f" y="%d" text-anchor="middle">%d</text>' % (x(i), H - B + 18, s))
+out.append('<text x="%d" y="%d" text-anchor="middle">messages per mailbox</text>' % ((W + L) // 2, H - 10))
+out.append('<text x="16" y="%d" transform="rotate(-90 16 %d)" text-anchor="middle">messages/s</text>' % (H // 2, H // 2))
+for j, color in ((1, "#1f77b4"), (2, "#d62728")):
+    pts = [(x(i), y(rate[(s, j)])) for i, s in enumerate(sizes) if (s, j) in rate]
+    if pts:
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (color, " ".join("%.0f,%.0f" % p for p in pts)))
+        for px, py in pts:
+            out.append('<circle cx="%.0f" cy="%.0f" r="4" fill="%s"/>' % (px, py, color))
+        out.append('<text x="%d" y="%d" fill="%s">--jobs %d</text>' % (W - 90, 30 + 16 * j, color, j))
+out.append("</svg>")
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+EOF
+
+cp "$WORK/plot.svg" "$ROOT/benchmarks/recover_jobs.svg"
+{
+  echo
+  echo "## (e) recover of a $USERS-user store: --jobs 1 vs --jobs 2"
+  echo
+  echo "Generated by \`benchmarks/recover_bench.sh\` on $(date -u '+%Y-%m-%d %H:%M') UTC at commit"
+  echo "\`$(git -C "$ROOT" rev-parse --short HEAD)\` (here: \`ROUNDS=$ROUNDS USERS=$USERS SIZES=\"$SIZES\" benchmarks/recover_bench.sh\`;"
+  echo "the run took $elapsed s). Machine: $(nproc) CPUs; load averages $load_before before, $load_after after."
+  echo
+  echo "- Input: \`mbxgen store --users $USERS --messages M --seed $SEED\` for each M: the KB 278447 situation"
+  echo "  (blank-connected users, users already fine, missing and orphan mailboxes, Maildir and mbox mixed)."
+  echo "- Each run recovers a fresh \`cp -a\` of the store (not timed); one warm-up round, then $ROUNDS"
+  echo "  measured rounds, --jobs 1 and 2 side by side in each; medians. Messages/s and MB/s count the"
+  echo "  messages read from the blank mailboxes and the bytes written (from the report)."
+  echo "- Correct: every blank-connected user's original mailbox holds each of the user's manifest ids"
+  echo "  exactly once afterwards (\`benchmarks/count_ids.sh\`)."
+  echo "- \`--jobs N\` merges N mailboxes at a time; the journal, reconnect.ldif and the report stay in user order."
+  echo
+  cat "$WORK/section.md"
+  echo
+  echo "![recover throughput by mailbox size and --jobs](recover_jobs.svg)"
+} >>"$OUT"
+log "appended section (e) to $OUT"
