@@ -19,17 +19,11 @@ namespace {
 
 using synth::Format;
 
-struct Options {
-  bool pair = false;
+// One command line: `store` fills `store_spec`, `mailbox` and `pair` fill `mailbox`.
+struct Request {
   bool store = false;
-  uint64_t users = 0;
-  Format format = Format::kMbox;
-  std::string out_a, out_b, manifest;
-  uint64_t messages = 0;
-  uint64_t seed = 1;
-  uint64_t avg_size = 6000;
-  int folders = 1;
-  double dup_rate = 0.15;
+  synth::MailboxSpec mailbox;
+  synth::StoreSpec store_spec;
 };
 
 // ---------------------------------------------------------------- CLI
@@ -57,17 +51,19 @@ uint64_t ParseUint(const std::string& flag, const std::string& v) {
   return n;
 }
 
-Options ParseArgs(int argc, char** argv) {
+Request ParseArgs(int argc, char** argv) {
   if (argc < 2) Usage("missing command");
-  Options o;
+  Request r;
+  synth::MailboxSpec& m = r.mailbox;
+  synth::StoreSpec& st = r.store_spec;
   std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);
     std::exit(0);
   }
   if (cmd != "mailbox" && cmd != "pair" && cmd != "store") Usage("unknown command '" + cmd + "'");
-  o.pair = cmd == "pair";
-  o.store = cmd == "store";
+  m.pair = cmd == "pair";
+  r.store = cmd == "store";
   bool have_format = false, have_messages = false, have_users = false;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i], value;
@@ -80,98 +76,72 @@ Options ParseArgs(int argc, char** argv) {
     } else {
       Usage("missing value for " + flag);
     }
-    if (flag == "--users" && o.store) {
-      o.users = ParseUint(flag, value);
+    if (flag == "--users" && r.store) {
+      st.users = ParseUint(flag, value);
       have_users = true;
-    } else if (flag == "--format" && !o.store) {
+    } else if (flag == "--format" && !r.store) {
       have_format = true;
       if (value == "mbox") {
-        o.format = Format::kMbox;
+        m.format = Format::kMbox;
       } else if (value == "maildir") {
-        o.format = Format::kMaildir;
+        m.format = Format::kMaildir;
       } else if (value == "eml") {
-        o.format = Format::kEml;
+        m.format = Format::kEml;
       } else if (value == "mboxdir") {
-        o.format = Format::kMboxDir;
+        m.format = Format::kMboxDir;
       } else {
         Usage("unknown format '" + value + "'");
       }
-    } else if (flag == "--out" && !o.pair) {
-      o.out_a = value;
-    } else if (flag == "--out-a" && o.pair) {
-      o.out_a = value;
-    } else if (flag == "--out-b" && o.pair) {
-      o.out_b = value;
+    } else if (flag == "--out" && !m.pair) {
+      m.out_a = st.out = value;
+    } else if (flag == "--out-a" && m.pair) {
+      m.out_a = value;
+    } else if (flag == "--out-b" && m.pair) {
+      m.out_b = value;
     } else if (flag == "--messages") {
-      o.messages = ParseUint(flag, value);
+      m.messages = st.messages = ParseUint(flag, value);
       have_messages = true;
     } else if (flag == "--seed") {
-      o.seed = ParseUint(flag, value);
+      m.seed = st.seed = ParseUint(flag, value);
     } else if (flag == "--avg-size") {
-      o.avg_size = ParseUint(flag, value);
-    } else if (flag == "--folders" && !o.store) {
-      o.folders = static_cast<int>(std::min<uint64_t>(ParseUint(flag, value), 1000));
+      m.avg_size = st.avg_size = std::max<uint64_t>(ParseUint(flag, value), 300);
+    } else if (flag == "--folders" && !r.store) {
+      m.folders = static_cast<int>(std::min<uint64_t>(ParseUint(flag, value), 1000));
     } else if (flag == "--manifest") {
-      o.manifest = value;
-    } else if (flag == "--dup-rate" && o.pair) {
+      m.manifest = st.manifest = value;
+    } else if (flag == "--dup-rate" && m.pair) {
       char* end = nullptr;
-      o.dup_rate = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end || !(o.dup_rate >= 0 && o.dup_rate <= 1))
+      m.dup_rate = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end || !(m.dup_rate >= 0 && m.dup_rate <= 1))
         Usage("--dup-rate must be between 0 and 1");
     } else {
       Usage("unknown option '" + flag + "'");
     }
   }
-  if (o.store) {
+  if (r.store) {
     if (!have_users) Usage("--users is required");
-    if (o.users < 3 || o.users > 100'000) Usage("--users must be between 3 and 100000");
-    if (!have_messages) o.messages = 20;
-    if (o.messages > 100'000) Usage("--messages is too large");
-    if (o.out_a.empty()) Usage("--out is required");
-    if (o.avg_size < 300) o.avg_size = 300;
-    return o;
+    if (st.users < 3 || st.users > 100'000) Usage("--users must be between 3 and 100000");
+    if (st.messages > 100'000) Usage("--messages is too large");
+    if (st.out.empty()) Usage("--out is required");
+    return r;
   }
   if (!have_format) Usage("--format is required");
   if (!have_messages) Usage("--messages is required");
-  if (o.out_a.empty() || (o.pair && o.out_b.empty()))
-    Usage(o.pair ? "--out-a and --out-b are required" : "--out is required");
-  if (o.pair && o.out_a == o.out_b) Usage("--out-a and --out-b must differ");
-  if (o.messages > 50'000'000) Usage("--messages is too large");
-  if (o.folders < 1) Usage("--folders must be at least 1");
-  if (o.avg_size < 300) o.avg_size = 300;
-  if (o.format == Format::kMbox && o.folders != 1) {
+  if (m.out_a.empty() || (m.pair && m.out_b.empty()))
+    Usage(m.pair ? "--out-a and --out-b are required" : "--out is required");
+  if (m.pair && m.out_a == m.out_b) Usage("--out-a and --out-b must differ");
+  if (m.messages > 50'000'000) Usage("--messages is too large");
+  if (m.folders < 1) Usage("--folders must be at least 1");
+  if (m.format == Format::kMbox && m.folders != 1) {
     std::fprintf(stderr, "mbxgen: note: an mbox file has one folder; ignoring --folders\n");
-    o.folders = 1;
+    m.folders = 1;
   }
-  return o;
+  return r;
 }
 
 int Main(int argc, char** argv) {
-  Options o = ParseArgs(argc, argv);
-  std::string error;
-  if (o.store) {
-    synth::StoreSpec spec;
-    spec.out = o.out_a;
-    spec.manifest = o.manifest;
-    spec.users = o.users;
-    spec.messages = o.messages;
-    spec.seed = o.seed;
-    spec.avg_size = o.avg_size;
-    error = synth::WriteStore(spec);
-  } else {
-    synth::MailboxSpec spec;
-    spec.pair = o.pair;
-    spec.format = o.format;
-    spec.out_a = o.out_a;
-    spec.out_b = o.out_b;
-    spec.manifest = o.manifest;
-    spec.messages = o.messages;
-    spec.seed = o.seed;
-    spec.avg_size = o.avg_size;
-    spec.folders = o.folders;
-    spec.dup_rate = o.dup_rate;
-    error = synth::WriteMailboxes(spec);
-  }
+  Request r = ParseArgs(argc, argv);
+  std::string error = r.store ? synth::WriteStore(r.store_spec) : synth::WriteMailboxes(r.mailbox);
   if (error.empty()) return 0;
   std::fprintf(stderr, "mbxgen: %s\n", error.c_str());
   return 1;
