@@ -101,6 +101,7 @@ bench: deps
 	./benchmarks/run.sh
 	./benchmarks/pst_bench.sh
 	./benchmarks/recover_bench.sh
+	./benchmarks/jobs_bench.sh
 
 clean:
 	rm -rf build

@@ -641,7 +641,9 @@ void AddMergeFlags(CLI::App* cmd, MergeArgs& m) {
   cmd->add_option("--subject", m.subjects, "Only messages whose subject contains TEXT, any case (repeatable: any)");
   cmd->add_option("--attachment", m.attachments, "Only messages with an attachment named GLOB (repeatable: any)");
   cmd->add_option("--target-folder", m.target_folder, "Put everything below this target folder");
-  cmd->add_option("--jobs,-j", m.jobs, "Worker threads (default: hardware threads)")->capture_default_str();
+  cmd->add_option("--jobs,-j", m.jobs,
+                  "CPUs to use (default: all). 1 runs the whole merge on one thread; the "
+                  "output is the same for every N")->capture_default_str();
   cmd->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
   cmd->add_flag("--associated", m.associated,
                 "PST/OST sources: also carry each folder's associated (FAI) contents (views, rules, forms)\n"
@@ -772,7 +774,7 @@ int main(int argc, char** argv) {
   auto* bench_format =
       bench->add_option("--format", bench_args.format, "Mailbox format of the generated store: maildir | mbox | eml | pst");
   bench_format->capture_default_str();
-  bench->add_option("--jobs,-j", bench_args.jobs, "Worker threads of each merge, as for recover")->capture_default_str();
+  bench->add_option("--jobs,-j", bench_args.jobs, "CPUs of the recover, as for recover --jobs")->capture_default_str();
   bench->add_option("--seed", bench_args.seed, "Generator seed")->capture_default_str();
   bench->add_option("--store", bench_args.store,
                     "Also project how long recovering this store would take, from its diagnose counts");

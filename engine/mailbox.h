@@ -42,6 +42,11 @@ class MailboxSource {
     folder_filter_ = std::move(want);
   }
 
+  // --jobs: the source may read ahead of Next() on up to `threads` threads of
+  // its own (one file handle each), as long as Next() still returns the same
+  // messages in the same order. Call before the first Next(). Default: ignored.
+  virtual void SetReadThreads(int threads) { (void)threads; }
+
   // Pulls the next message in a deterministic order (folders in ListFolders()
   // order, messages in storage order). Returns false at the end. A message that
   // cannot be read is returned with `read_error` set and `origin` naming it, so
@@ -105,6 +110,14 @@ class MailboxSink {
   // missing folders are created). Errors concern this message only unless the
   // sink is unusable, which later calls report too.
   virtual Status Stage(const Message& msg, std::string_view folder) = 0;
+
+  // The folder name ScanExisting() reports for a message staged into
+  // `folder`. Sinks that rewrite names for their medium (Maildir++ dots,
+  // unsafe file names, length limits) say how, so that a rerun's dedupe
+  // looks in the folder the first run wrote to.
+  virtual std::string StoredFolderName(std::string_view folder) const {
+    return std::string(folder);
+  }
 
   // Makes everything staged durable (fsync, rename, directory fsync).
   virtual Status Flush() = 0;

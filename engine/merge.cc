@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -165,7 +166,8 @@ class InflightBudget {
 // target folder that matches case-insensitively, and interns dedupe scopes.
 class FolderMapper {
  public:
-  FolderMapper(const MergeOptions& opt, bool single_folder) : opt_(opt), single_(single_folder) {
+  FolderMapper(const MergeOptions& opt, const MailboxSink* sink)
+      : opt_(opt), sink_(sink), single_(sink->SingleFolder()) {
     for (const auto& f : opt.existing_target_folders) Known(f);
   }
 
@@ -185,11 +187,22 @@ class FolderMapper {
     return path;
   }
 
-  uint32_t Scope(std::string_view target_folder) {
+  // The dedupe scope of a folder as the target's ScanExisting() names it.
+  uint32_t Scope(std::string_view stored_folder) {
     if (opt_.scope == DedupeScope::kMailbox || single_) return 0;
-    std::string folded = mime::CaseFold(target_folder);
+    std::string folded = mime::CaseFold(stored_folder);
     auto [it, inserted] = scopes_.try_emplace(folded, static_cast<uint32_t>(scopes_.size() + 1));
     return it->second;
+  }
+
+  // The dedupe scope of a target folder as Map() gives it: the folder the
+  // sink stores it under, which a rerun's ScanExisting() reports.
+  uint32_t TargetScope(const std::string& target_folder) {
+    auto it = target_scope_.find(target_folder);
+    if (it != target_scope_.end()) return it->second;
+    uint32_t scope = Scope(sink_->StoredFolderName(target_folder));
+    target_scope_.emplace(target_folder, scope);
+    return scope;
   }
 
  private:
@@ -201,8 +214,10 @@ class FolderMapper {
   }
 
   const MergeOptions& opt_;
+  const MailboxSink* sink_;
   bool single_;
   std::unordered_map<std::string, std::string> cache_;
+  std::unordered_map<std::string, uint32_t> target_scope_;
   std::unordered_map<std::string, std::string> spelling_;
   std::unordered_map<std::string, uint32_t> scopes_;
 };
@@ -239,15 +254,19 @@ class Pipeline {
         opt_(opt),
         selector_(opt.selection),
         index_(opt.dedupe),
-        folders_(opt, sink->SingleFolder()),
+        folders_(opt, sink),
         budget_(opt.max_inflight_bytes) {}
 
   RunReport Run();
 
  private:
-  void ReadAll();
+  // Reads every source in order and hands each message to `emit`; returns how
+  // many it handed over.
+  uint64_t ReadAll(const std::function<void(std::unique_ptr<Work>)>& emit);
   void WorkerLoop();
   void CommitLoop();
+  // Commits one finished message, in sequence order.
+  void Deliver(std::unique_ptr<Work> w);
   void Commit(std::unique_ptr<Work> w);
   bool FlushBatch();
   bool ReplacesTargetCopy(const Message& m, uint64_t existing);
@@ -327,7 +346,7 @@ Status Pipeline::ScanTarget() {
   return s;
 }
 
-void Pipeline::ReadAll() {
+uint64_t Pipeline::ReadAll(const std::function<void(std::unique_ptr<Work>)>& emit) {
   uint64_t seq = 0;
   for (size_t i = 0; i < sources_.size() && !Stopped(); ++i) {
     MailboxSource* src = sources_[i];
@@ -346,12 +365,10 @@ void Pipeline::ReadAll() {
       w->seq = seq++;
       w->source = i;
       w->bytes = w->msg.ByteSize() + 256;
-      budget_.Acquire(w->bytes);
-      queue_.Push(std::move(w));
+      emit(std::move(w));
     }
   }
-  queue_.Close();
-  reorder_.SetTotal(seq);
+  return seq;
 }
 
 void Pipeline::WorkerLoop() {
@@ -417,7 +434,7 @@ void Pipeline::Commit(std::unique_ptr<Work> w) {
   uint64_t match = DedupeIndex::kWrittenThisRun;
   if (deduping) {
     auto dup = index_.CheckAndInsert(
-        folders_.Scope(target), w->key, w->digest,
+        folders_.TargetScope(target), w->key, w->digest,
         [this](uint64_t loc) { return sink_->ReadExisting(loc); }, &match);
     if (!dup.ok()) {
       // Cannot tell: write it rather than risk losing it.
@@ -457,15 +474,18 @@ bool Pipeline::ReplacesTargetCopy(const Message& m, uint64_t existing) {
   return m.container_modified != 0 && target_time != 0 && m.container_modified > target_time;
 }
 
+void Pipeline::Deliver(std::unique_ptr<Work> w) {
+  if (Stopped()) return;
+  done_bytes_ += w->msg.ByteSize();
+  Commit(std::move(w));
+  ++done_messages_;
+  if (opt_.progress) opt_.progress(done_messages_, done_bytes_);
+}
+
 void Pipeline::CommitLoop() {
   while (auto w = reorder_.TakeNext()) {
     size_t bytes = w->bytes;
-    if (!Stopped()) {
-      done_bytes_ += w->msg.ByteSize();
-      Commit(std::move(w));
-      ++done_messages_;
-      if (opt_.progress) opt_.progress(done_messages_, done_bytes_);
-    }
+    Deliver(std::move(w));
     budget_.Release(bytes);
   }
   if (!fatal_) FlushBatch();
@@ -555,14 +575,34 @@ RunReport Pipeline::Run() {
     return std::move(report_);
   }
 
-  int jobs = std::max(1, opt_.jobs);
-  std::vector<std::thread> workers;
-  workers.reserve(static_cast<size_t>(jobs));
-  for (int i = 0; i < jobs; ++i) workers.emplace_back([this] { WorkerLoop(); });
-  std::thread committer([this] { CommitLoop(); });
-  ReadAll();
-  for (auto& t : workers) t.join();
-  committer.join();
+  const int jobs = std::max(1, opt_.jobs);
+  if (jobs > 1) {
+    for (auto* s : sources_) s->SetReadThreads(jobs);
+  }
+  if (jobs == 1) {
+    // --jobs 1 is one CPU: this thread reads, converts, fingerprints and
+    // commits each message in turn. Same order, same result as the pipeline.
+    ReadAll([this](std::unique_ptr<Work> w) {
+      if (!Stopped()) Fingerprint(selector_, opt_, w.get());
+      Deliver(std::move(w));
+    });
+    if (!fatal_) FlushBatch();
+  } else {
+    // The reader (this thread), `jobs` workers converting and fingerprinting,
+    // and the committer, which alone touches the sink and the dedupe index.
+    std::vector<std::thread> workers;
+    workers.reserve(static_cast<size_t>(jobs));
+    for (int i = 0; i < jobs; ++i) workers.emplace_back([this] { WorkerLoop(); });
+    std::thread committer([this] { CommitLoop(); });
+    uint64_t total = ReadAll([this](std::unique_ptr<Work> w) {
+      budget_.Acquire(w->bytes);
+      queue_.Push(std::move(w));
+    });
+    queue_.Close();
+    reorder_.SetTotal(total);
+    for (auto& t : workers) t.join();
+    committer.join();
+  }
 
   MBX_CRASH_POINT("merge.close.before");
   Status close = sink_->Close();

@@ -3,6 +3,7 @@
 // of them exactly once, byte-intact, whatever the number of jobs.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/mbox/mbox.h"
 #include "formats/registry.h"
 #include "tests/test_util.h"
 
@@ -96,14 +98,14 @@ class E2E : public ::testing::Test {
 };
 
 TEST_F(E2E, TwoMboxesIntoNewMaildirHoldEveryMessageExactlyOnceByteIntact) {
-  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages", "400",
-       "--dup-rate", "0.2", "--seed", "11", "--manifest", P("m.tsv")});
+  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages",
+       "400", "--dup-rate", "0.2", "--seed", "11", "--manifest", P("m.tsv")});
   auto manifest = ReadManifest(P("m.tsv"));
   ASSERT_GT(manifest.size(), 300u);
   auto before = FileHashes(tmp_.path());
 
-  auto r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--from", P("b.mbox"), "--into", "maildir:" + P("out"),
-                        "--jobs", "2", "--report", P("r.json"), "--quiet"});
+  auto r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--from", P("b.mbox"), "--into",
+                        "maildir:" + P("out"), "--jobs", "2", "--report", P("r.json"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
 
   auto out = ReadAll("maildir:" + P("out"));
@@ -132,8 +134,8 @@ TEST_F(E2E, TwoMboxesIntoNewMaildirHoldEveryMessageExactlyOnceByteIntact) {
 }
 
 TEST_F(E2E, JobsOneAndTwoGiveIdenticalOutput) {
-  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages", "300",
-       "--seed", "5"});
+  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages",
+       "300", "--seed", "5"});
   for (const char* jobs : {"1", "2"}) {
     auto r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--from", P("b.mbox"), "--into",
                           P(std::string("out") + jobs + ".mbox"), "-j", jobs, "--quiet"});
@@ -143,11 +145,12 @@ TEST_F(E2E, JobsOneAndTwoGiveIdenticalOutput) {
   EXPECT_GT(one.size(), 10000u);
   EXPECT_EQ(one, ReadFileOrDie(P("out2.mbox")));
 
-  Gen({"pair", "--format", "maildir", "--out-a", P("ma"), "--out-b", P("mb"), "--messages", "300", "--folders",
-       "4", "--seed", "6"});
+  Gen({"pair", "--format", "maildir", "--out-a", P("ma"), "--out-b", P("mb"), "--messages", "300",
+       "--folders", "4", "--seed", "6"});
   for (const char* jobs : {"1", "2"}) {
-    auto r = RunMbxmerge({"merge", "--from", "maildir:" + P("ma"), "--from", "maildir:" + P("mb"), "--into",
-                          "maildir:" + P(std::string("md") + jobs), "-j", jobs, "--quiet", "--no-hardlinks"});
+    auto r = RunMbxmerge({"merge", "--from", "maildir:" + P("ma"), "--from", "maildir:" + P("mb"),
+                          "--into", "maildir:" + P(std::string("md") + jobs), "-j", jobs, "--quiet",
+                          "--no-hardlinks"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   auto md1 = Bytes(ReadAll("maildir:" + P("md1")), true);
@@ -156,12 +159,13 @@ TEST_F(E2E, JobsOneAndTwoGiveIdenticalOutput) {
 }
 
 TEST_F(E2E, BlankMaildirMergedIntoOriginalKeepsFoldersAndIsIdempotent) {
-  Gen({"pair", "--format", "maildir", "--out-a", P("orig"), "--out-b", P("blank"), "--messages", "300",
-       "--folders", "4", "--dup-rate", "0.3", "--seed", "9", "--manifest", P("m.tsv")});
+  Gen({"pair", "--format", "maildir", "--out-a", P("orig"), "--out-b", P("blank"), "--messages",
+       "300", "--folders", "4", "--dup-rate", "0.3", "--seed", "9", "--manifest", P("m.tsv")});
   auto manifest = ReadManifest(P("m.tsv"));
   auto blank_before = FileHashes(P("blank"));
 
-  auto r = RunMbxmerge({"merge", "--from", P("blank"), "--into", P("orig"), "--report", P("r1.json"), "--quiet"});
+  auto r = RunMbxmerge(
+      {"merge", "--from", P("blank"), "--into", P("orig"), "--report", P("r1.json"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = ReadAll("maildir:" + P("orig"));
   std::map<std::string, std::vector<std::string>> where;
@@ -176,7 +180,8 @@ TEST_F(E2E, BlankMaildirMergedIntoOriginalKeepsFoldersAndIsIdempotent) {
   EXPECT_EQ(FileHashes(P("blank")), blank_before);
 
   // Again: nothing new to write.
-  r = RunMbxmerge({"merge", "--from", P("blank"), "--into", P("orig"), "--report", P("r2.json"), "--quiet"});
+  r = RunMbxmerge(
+      {"merge", "--from", P("blank"), "--into", P("orig"), "--report", P("r2.json"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto report = nlohmann::json::parse(ReadFileOrDie(P("r2.json")));
   EXPECT_EQ(report["totals"]["written"].get<int>(), 0);
@@ -185,22 +190,27 @@ TEST_F(E2E, BlankMaildirMergedIntoOriginalKeepsFoldersAndIsIdempotent) {
 
 TEST_F(E2E, MboxCopyRoundTripIsByteIdentical) {
   Gen({"mailbox", "--format", "mbox", "--out", P("a.mbox"), "--messages", "200", "--seed", "3"});
-  auto r = RunMbxmerge({"merge", "--mode", "copy", "--from", P("a.mbox"), "--into", P("b.mbox"), "--quiet"});
+  auto r = RunMbxmerge(
+      {"merge", "--mode", "copy", "--from", P("a.mbox"), "--into", P("b.mbox"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFileOrDie(P("a.mbox")), ReadFileOrDie(P("b.mbox")));
 }
 
 TEST_F(E2E, FlagsSurviveMaildirToMboxToMaildir) {
   Gen({"mailbox", "--format", "maildir", "--out", P("src"), "--messages", "120", "--seed", "4"});
-  ASSERT_EQ(RunMbxmerge({"merge", "--from", P("src"), "--into", P("mid.mbox"), "--quiet"}).exit_code, 0);
-  ASSERT_EQ(RunMbxmerge({"merge", "--from", P("mid.mbox"), "--into", "maildir:" + P("back"), "--quiet"}).exit_code,
-            0);
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("src"), "--into", P("mid.mbox"), "--quiet"}).exit_code, 0);
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("mid.mbox"), "--into", "maildir:" + P("back"), "--quiet"})
+          .exit_code,
+      0);
   // mbox's Status:/X-Status: have no "passed" (forwarded) flag: it is the one
   // Maildir flag an mbox cannot carry (README, Mailbox formats).
   const MessageFlags kCarried = static_cast<MessageFlags>(~(kFlagOld | kFlagForwarded));
   std::map<std::string, MessageFlags> src_flags, back_flags;
   for (const auto& m : ReadAll("maildir:" + P("src"))) src_flags[IdOf(m.mime)] = m.flags & kCarried;
-  for (const auto& m : ReadAll("maildir:" + P("back"))) back_flags[IdOf(m.mime)] = m.flags & kCarried;
+  for (const auto& m : ReadAll("maildir:" + P("back")))
+    back_flags[IdOf(m.mime)] = m.flags & kCarried;
   EXPECT_EQ(src_flags.size(), 120u);
   EXPECT_EQ(src_flags, back_flags);
   bool any_flag = false;
@@ -209,8 +219,8 @@ TEST_F(E2E, FlagsSurviveMaildirToMboxToMaildir) {
 }
 
 TEST_F(E2E, SelectionBySentDateMatchesTheManifest) {
-  Gen({"mailbox", "--format", "mbox", "--out", P("a.mbox"), "--messages", "300", "--seed", "21", "--manifest",
-       P("m.tsv")});
+  Gen({"mailbox", "--format", "mbox", "--out", P("a.mbox"), "--messages", "300", "--seed", "21",
+       "--manifest", P("m.tsv")});
   auto manifest = ReadManifest(P("m.tsv"));
   const int64_t since = 1577836800;  // 2020-01-01
   const int64_t until = 1609459199;  // 2020-12-31T23:59:59
@@ -219,8 +229,8 @@ TEST_F(E2E, SelectionBySentDateMatchesTheManifest) {
     if (e.kind != "no-headers" && e.date >= since && e.date <= until) expect.insert(e.id);
   }
   ASSERT_GT(expect.size(), 10u);
-  auto r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("sel.mbox"), "--date-field", "sent",
-                        "--since", "2020-01-01", "--until", "2020-12-31", "--quiet"});
+  auto r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("sel.mbox"), "--date-field",
+                        "sent", "--since", "2020-01-01", "--until", "2020-12-31", "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::set<std::string> got;
   for (const auto& m : ReadAll(P("sel.mbox"))) got.insert(IdOf(m.mime));
@@ -228,20 +238,20 @@ TEST_F(E2E, SelectionBySentDateMatchesTheManifest) {
 }
 
 TEST_F(E2E, DryRunWritesNothingAndCountsLikeARealRun) {
-  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages", "200",
-       "--seed", "8"});
-  auto dry = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("a.mbox.copy"), "--dry-run", "--report",
-                          P("dry.json"), "--quiet"});
+  Gen({"pair", "--format", "mbox", "--out-a", P("a.mbox"), "--out-b", P("b.mbox"), "--messages",
+       "200", "--seed", "8"});
+  auto dry = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("a.mbox.copy"), "--dry-run",
+                          "--report", P("dry.json"), "--quiet"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_FALSE(stdfs::exists(P("a.mbox.copy")));
   stdfs::copy_file(P("a.mbox"), P("target.mbox"));
   auto before = ReadFileOrDie(P("target.mbox"));
-  dry = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("target.mbox"), "--dry-run", "--report",
-                     P("dry2.json"), "--quiet"});
+  dry = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("target.mbox"), "--dry-run",
+                     "--report", P("dry2.json"), "--quiet"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_EQ(ReadFileOrDie(P("target.mbox")), before);
-  auto real = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("target.mbox"), "--report", P("real.json"),
-                           "--quiet"});
+  auto real = RunMbxmerge({"merge", "--from", P("b.mbox"), "--into", P("target.mbox"), "--report",
+                           P("real.json"), "--quiet"});
   ASSERT_EQ(real.exit_code, 0) << real.err;
   auto d = nlohmann::json::parse(ReadFileOrDie(P("dry2.json")));
   auto w = nlohmann::json::parse(ReadFileOrDie(P("real.json")));
@@ -251,15 +261,16 @@ TEST_F(E2E, DryRunWritesNothingAndCountsLikeARealRun) {
 }
 
 TEST_F(E2E, ListCountsFoldersAndMessages) {
-  Gen({"mailbox", "--format", "maildir", "--out", P("md"), "--messages", "150", "--folders", "4", "--seed", "2",
-       "--manifest", P("m.tsv")});
+  Gen({"mailbox", "--format", "maildir", "--out", P("md"), "--messages", "150", "--folders", "4",
+       "--seed", "2", "--manifest", P("m.tsv")});
   std::map<std::string, uint64_t> expect;
   for (const auto& e : ReadManifest(P("m.tsv"))) expect[e.folder]++;
   auto r = RunMbxmerge({"list", "--json", P("md")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, uint64_t> got;
   for (const auto& f : nlohmann::json::parse(r.out)) {
-    if (f["messages"].get<uint64_t>() > 0) got[f["folder"].get<std::string>()] = f["messages"].get<uint64_t>();
+    if (f["messages"].get<uint64_t>() > 0)
+      got[f["folder"].get<std::string>()] = f["messages"].get<uint64_t>();
   }
   EXPECT_EQ(got, expect);
   auto table = RunMbxmerge({"list", P("md")});
@@ -268,13 +279,14 @@ TEST_F(E2E, ListCountsFoldersAndMessages) {
 }
 
 TEST_F(E2E, ArchiveModeRemovesFromTheSourceExactlyWhatIsInTheTarget) {
-  Gen({"pair", "--format", "maildir", "--out-a", P("orig"), "--out-b", P("blank"), "--messages", "200", "--folders",
-       "3", "--dup-rate", "0.3", "--seed", "41"});
+  Gen({"pair", "--format", "maildir", "--out-a", P("orig"), "--out-b", P("blank"), "--messages",
+       "200", "--folders", "3", "--dup-rate", "0.3", "--seed", "41"});
   auto blank_before = ReadAll("maildir:" + P("blank"));
   ASSERT_GT(blank_before.size(), 50u);
   // Only 2021 mail is archived; the rest must stay in the source.
-  auto r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("blank"), "--into", P("orig"), "--date-field",
-                        "sent", "--since", "2021-01-01", "--until", "2021-12-31", "--report", P("r.json"), "--quiet"});
+  auto r = RunMbxmerge({"merge", "--mode", "archive", "--from", P("blank"), "--into", P("orig"),
+                        "--date-field", "sent", "--since", "2021-01-01", "--until", "2021-12-31",
+                        "--report", P("r.json"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto report = nlohmann::json::parse(ReadFileOrDie(P("r.json")));
   const auto& t = report["totals"];
@@ -293,11 +305,16 @@ TEST_F(E2E, ArchiveModeRemovesFromTheSourceExactlyWhatIsInTheTarget) {
     if (left.count(id)) continue;
     EXPECT_EQ(in_target[id], 1) << id;
   }
-  EXPECT_EQ(RunMbxmerge({"merge", "--mode", "archive", "--from", P("orig") + ".mbox", "--into", P("x")}).exit_code, 2);
+  EXPECT_EQ(
+      RunMbxmerge({"merge", "--mode", "archive", "--from", P("orig") + ".mbox", "--into", P("x")})
+          .exit_code,
+      2);
   // A bundle is written once and read only: archive mode is refused up front.
   testing::WriteFileOrDie(P("a.mbox"), "From a@b Thu Jan  1 00:00:00 2020\nSubject: x\n\nhi\n");
-  ASSERT_EQ(RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("a.mbxz"), "--quiet"}).exit_code, 0);
-  auto refused = RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.mbxz"), "--into", P("x")});
+  ASSERT_EQ(
+      RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", P("a.mbxz"), "--quiet"}).exit_code, 0);
+  auto refused =
+      RunMbxmerge({"merge", "--mode", "archive", "--from", P("a.mbxz"), "--into", P("x")});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("archive"), std::string::npos);
   EXPECT_FALSE(stdfs::exists(P("x")));
@@ -324,7 +341,8 @@ TEST_F(E2E, ClearErrorsAndExitStatus) {
   EXPECT_NE(r.err.find("itself"), std::string::npos);
 
   // A target that cannot be created: fatal.
-  r = RunMbxmerge({"merge", "--from", P("a.mbox"), "--into", "maildir:/proc/mbxmerge-cannot-exist", "--quiet"});
+  r = RunMbxmerge(
+      {"merge", "--from", P("a.mbox"), "--into", "maildir:/proc/mbxmerge-cannot-exist", "--quiet"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("/proc/mbxmerge-cannot-exist"), std::string::npos) << r.err;
 
@@ -335,9 +353,10 @@ TEST_F(E2E, ClearErrorsAndExitStatus) {
 
 TEST_F(E2E, MboxTargetOutputSplitsWithFormail) {
   if (!testing::HaveProgram("formail")) GTEST_SKIP() << "formail (procmail) not installed";
-  Gen({"pair", "--format", "maildir", "--out-a", P("a"), "--out-b", P("b"), "--messages", "150", "--folders", "3",
-       "--seed", "12", "--manifest", P("m.tsv")});
-  auto r = RunMbxmerge({"merge", "--from", P("a"), "--from", P("b"), "--into", P("all.mbox"), "--quiet"});
+  Gen({"pair", "--format", "maildir", "--out-a", P("a"), "--out-b", P("b"), "--messages", "150",
+       "--folders", "3", "--seed", "12", "--manifest", P("m.tsv")});
+  auto r = RunMbxmerge(
+      {"merge", "--from", P("a"), "--from", P("b"), "--into", P("all.mbox"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto manifest = ReadManifest(P("m.tsv"));
   // formail (procmail) splits the mbox on its own. It only starts a message at a
@@ -345,8 +364,10 @@ TEST_F(E2E, MboxTargetOutputSplitsWithFormail) {
   // block at all onto the one before: valid mboxrd, which our reader splits right.
   size_t headerless = 0;
   for (const auto& e : manifest) headerless += e.kind == "no-headers";
-  auto f = testing::Run({"sh", "-c", "formail -s sh -c 'grep -a -m1 \"^X-Mbxgen-Id: \" || echo NOID' < '" +
-                                         P("all.mbox") + "'"});
+  auto f = testing::Run(
+      {"sh", "-c",
+       "formail -s sh -c '{ grep -a -m1 \"^X-Mbxgen-Id: \" || echo NOID; }; cat >/dev/null' < '" +
+           P("all.mbox") + "'"});
   ASSERT_EQ(f.exit_code, 0);
   std::set<std::string> ids;
   std::istringstream in(f.out);
@@ -363,6 +384,37 @@ TEST_F(E2E, MboxTargetOutputSplitsWithFormail) {
     if (e.kind != "no-headers") {
       EXPECT_EQ(ids.count(e.id), 1u) << e.id;
     }
+  }
+}
+
+// Folder names a target must rewrite (Maildir++ turns "." into "_", EML and
+// mboxdir escape or shorten names): a second merge of the same source finds
+// each message in the folder the first one stored it under, with the default
+// per-folder dedupe, and writes nothing.
+TEST_F(E2E, RerunIntoRenamedFoldersWritesNothing) {
+  std::filesystem::create_directories(P("src"));
+  const std::vector<std::string> folders = {"Projects v1.2", "a:b*c", "..", std::string(300, 'x'),
+                                            "Clients/J.Smith"};
+  for (size_t i = 0; i < folders.size(); ++i) {
+    std::string file = P("src") + "/" + mbox::FolderToFile(folders[i]);
+    std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+    testing::WriteFileOrDie(file,
+                            "From a@example.org Mon Jan  1 10:00:00 2024\n"
+                            "Message-ID: <renamed-" +
+                                std::to_string(i) + "@example.org>\nSubject: in " + folders[i] +
+                                "\n\nbody " + std::to_string(i) + "\n");
+  }
+  for (const char* target : {"maildir:", "eml:", "mboxdir:"}) {
+    SCOPED_TRACE(target);
+    const std::string kind(target, std::strlen(target) - 1);
+    const std::string dir = P("out-" + kind);
+    auto r = RunMbxmerge({"merge", "--from", "mboxdir:" + P("src"), "--into", target + dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("0 duplicates skipped, 5 written"), std::string::npos) << r.out;
+    r = RunMbxmerge({"merge", "--from", "mboxdir:" + P("src"), "--into", target + dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("5 duplicates skipped, 0 written"), std::string::npos) << r.out;
+    EXPECT_EQ(ReadAll(target + dir).size(), folders.size());
   }
 }
 

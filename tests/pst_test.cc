@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <regex>
 #include <string>
@@ -394,6 +395,79 @@ TEST_F(PstTest, FolderFilterSkipsUnselectedFolders) {
     }
     EXPECT_EQ(n, 2);
   }
+}
+
+// What a source yields, message by message, as a comparable text.
+std::vector<std::string> ReadEverything(const std::string& file, int threads, bool associated,
+                                        const std::function<bool(std::string_view)>& want = {}) {
+  std::vector<std::string> out;
+  pst::PstSourceOptions opts;
+  opts.associated = associated;
+  auto src = pst::OpenSource(file, opts);
+  EXPECT_TRUE(src.ok()) << src.status().ToString();
+  if (!src.ok()) return out;
+  if (want) (*src)->SetFolderFilter(want);
+  (*src)->SetReadThreads(threads);
+  Message m;
+  while (true) {
+    auto more = (*src)->Next(&m);
+    EXPECT_TRUE(more.ok());
+    if (!more.ok() || !*more) break;
+    std::string text = m.folder + "\n" + m.origin + "\n" + std::to_string(m.source_token) + " " +
+                       std::to_string(m.flags) + " " + std::to_string(m.associated) + "\n";
+    if (m.read_error) {
+      text += "error: " + m.read_error->ToString();
+    } else {
+      auto mime = m.native->ToMime();
+      text += mime.ok() ? *mime : "render error: " + mime.status().ToString();
+    }
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
+// --jobs > 1: helper threads read ahead through libpff handles of their own.
+// The messages, their order and everything about them are the same as one
+// thread reading, folder filter and associated contents included.
+TEST(PstReadAheadTest, HelpersYieldExactlyWhatOneReaderYields) {
+  TempDir tmp;
+  auto gen = testing::RunMbxgen({"mailbox", "--format", "mboxdir", "--out", tmp / "src",
+                                 "--messages", "300", "--folders", "4", "--seed", "8"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  auto r = testing::RunMbxmerge(
+      {"merge", "--from", "mboxdir:" + tmp / "src", "--into", tmp / "big.pst", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> files = {tmp / "big.pst"};
+  for (const auto& f : PstFiles()) files.push_back(f);
+  for (const std::string& file : files) {
+    SCOPED_TRACE(file);
+    for (bool associated : {false, true}) {
+      const auto one = ReadEverything(file, 1, associated);
+      EXPECT_EQ(ReadEverything(file, 2, associated), one);
+      EXPECT_EQ(ReadEverything(file, 3, associated), one);
+      if (file == files.front()) {
+        EXPECT_GE(one.size(), 300u);
+      }
+    }
+  }
+  // A folder filter: only what it selects, in the same order.
+  std::vector<std::string> folders;
+  for (const auto& text : ReadEverything(files.front(), 1, false))
+    folders.push_back(text.substr(0, text.find('\n')));
+  ASSERT_FALSE(folders.empty());
+  const std::string pick = folders.back();
+  auto want = [&](std::string_view f) { return f == pick; };
+  const auto one = ReadEverything(files.front(), 1, false, want);
+  EXPECT_GT(one.size(), 0u);
+  EXPECT_LT(one.size(), 300u);
+  EXPECT_EQ(ReadEverything(files.front(), 2, false, want), one);
+  // And through the CLI: the mbox written with -j 1 and with -j 3 is the same file.
+  for (const char* jobs : {"1", "3"}) {
+    r = testing::RunMbxmerge({"merge", "--from", tmp / "big.pst", "--into",
+                              tmp / (std::string("j") + jobs + ".mbox"), "-j", jobs, "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_EQ(testing::ReadFileOrDie(tmp / "j1.mbox"), testing::ReadFileOrDie(tmp / "j3.mbox"));
 }
 
 TEST(PstCliTest, NotAPstIsExitTwoWithOneLine) {

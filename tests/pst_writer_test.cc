@@ -12,7 +12,9 @@
 
 #include "formats/pst/check/check.h"
 #include "formats/pst/disk/disk.h"
+#include "formats/pst/mapi.h"
 #include "formats/pst/messaging/store_writer.h"
+#include "formats/pst/pst.h"
 #include "tests/pst_oracles.h"
 #include "tests/test_util.h"
 
@@ -431,6 +433,87 @@ TEST(PstWriterTest, MergeIntoExistingPst) {
   EXPECT_NE(r.out.find("0 written"), std::string::npos) << r.out;
   EXPECT_EQ(MbxgenIdCounts(dir / "t.pst"), ids);
   ExpectCheckClean(dir / "t.pst");
+}
+
+// One message stored with LF line ends (an mbox) and with CRLF (an EML from
+// Windows): a quoted-printable text attachment decodes to the transport's line
+// ends, so the PST keeps its canonical CRLF form (RFC 2046 4.1.1). Then both
+// copies store the same bytes and the second is a duplicate in a PST target.
+TEST(PstWriterTest, LfAndCrlfCopiesOfAQuotedPrintableAttachmentAreOneMessage) {
+  TempDir dir;
+  const std::string lf =
+      "From alice@example.org Mon Jan  1 10:00:00 2024\n"
+      "Message-ID: <qp-twin@example.org>\n"
+      "From: Alice <alice@example.org>\n"
+      "To: Bob <bob@example.org>\n"
+      "Subject: notes\n"
+      "Date: Mon, 1 Jan 2024 10:00:00 +0000\n"
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/mixed; boundary=\"b1\"\n"
+      "\n"
+      "--b1\n"
+      "Content-Type: text/plain; charset=utf-8\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "Hello Bob, caf=C3=A9\n"
+      "\n"
+      "--b1\n"
+      "Content-Type: text/plain; charset=utf-8; name=\"notes.txt\"\n"
+      "Content-Disposition: attachment; filename=\"notes.txt\"\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "line one\n"
+      "line two =E2=82=AC\n"
+      "\n"
+      "--b1\n"
+      "Content-Type: application/octet-stream; name=\"raw.bin\"\n"
+      "Content-Disposition: attachment; filename=\"raw.bin\"\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n"
+      "YQpiCg==\n"
+      "--b1--\n";
+  std::string crlf;
+  for (char c : lf) {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  testing::WriteFileOrDie(dir / "lf.mbox", lf);
+  testing::WriteFileOrDie(dir / "crlf.mbox", crlf);
+  auto attachments = [](const std::string& pst) {
+    std::map<std::string, std::string> out;
+    auto src = pst::OpenSource(pst);
+    EXPECT_TRUE(src.ok()) << src.status().ToString();
+    if (!src.ok()) return out;
+    Message m;
+    while (true) {
+      auto more = (*src)->Next(&m);
+      EXPECT_TRUE(more.ok());
+      if (!more.ok() || !*more) break;
+      const pst::MapiMessage* mapi = pst::MapiOf(m);
+      EXPECT_NE(mapi, nullptr);
+      if (mapi == nullptr) break;
+      for (const auto& a : mapi->attachments)
+        out[a.props.StringOr(pst::kPidAttachLongFilename)] = a.data;
+    }
+    return out;
+  };
+  for (const char* name : {"lf", "crlf"}) {
+    auto r = RunMbxmerge({"merge", "--from", dir / (std::string(name) + ".mbox"), "--into",
+                          dir / (std::string(name) + ".pst")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto got = attachments(dir / (std::string(name) + ".pst"));
+    EXPECT_EQ(got["notes.txt"], "line one\r\nline two \xE2\x82\xAC\r\n") << name;
+    // A base64 part is bytes, not lines: kept exactly.
+    EXPECT_EQ(got["raw.bin"], "a\nb\n") << name;
+  }
+  auto r = RunMbxmerge({"merge", "--from", dir / "lf.mbox", "--from", dir / "crlf.mbox", "--into",
+                        dir / "both.pst"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 duplicates skipped, 1 written"), std::string::npos) << r.out;
+  // And a rerun of the other copy into an existing target finds it there.
+  r = RunMbxmerge({"merge", "--from", dir / "crlf.mbox", "--into", dir / "lf.pst", "--no-backup"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("0 written"), std::string::npos) << r.out;
 }
 
 // Any PST libpff reads can be merged into, an ANSI one from Outlook too: the

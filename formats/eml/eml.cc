@@ -375,6 +375,10 @@ class EmlSink : public MailboxSink {
     return st.st_mtim.tv_sec;
   }
 
+  std::string StoredFolderName(std::string_view folder) const override {
+    return SafeFolderPath(folder);
+  }
+
   Status Stage(const Message& msg, std::string_view folder) override {
     if (closed_) return Status::InvalidArgument("eml '" + root_ + "': sink is closed");
     MBX_ASSIGN_OR_RETURN(Folder * f, EnsureFolder(folder));
@@ -526,21 +530,27 @@ class EmlSink : public MailboxSink {
     std::string replaces = {};  // --mode replace: the existing .eml this one takes the place of
   };
 
-  Result<Folder*> EnsureFolder(std::string_view folder) {
-    std::string dir = root_, path;
+  // The folder path `folder` is stored under: safe directory names, the tree
+  // cut to what the reader (ListTree) walks and to PATH_MAX.
+  static std::string SafeFolderPath(std::string_view folder) {
+    std::string path;
     const auto comps = SplitFolder(folder);
     for (size_t i = 0; i < comps.size(); ++i) {
       std::string c = comps[i];
-      // Deeper than the reader goes (ListTree), or a path near PATH_MAX: the
-      // rest of the path becomes one last directory name.
+      // Deeper than the reader goes, or a path near PATH_MAX: the rest of the
+      // path becomes one last directory name.
       if (i + 1 < comps.size() && (i + 1 == kMaxFolderDepth || path.size() > kMaxFolderPathBytes)) {
         for (size_t k = i + 1; k < comps.size(); ++k) c += "_" + comps[k];
         i = comps.size();
       }
-      std::string safe = SanitizeComponent(c);
-      dir += "/" + safe;
-      path += (path.empty() ? "" : "/") + safe;
+      path += (path.empty() ? "" : "/") + SanitizeComponent(c);
     }
+    return path;
+  }
+
+  Result<Folder*> EnsureFolder(std::string_view folder) {
+    const std::string path = SafeFolderPath(folder);
+    const std::string dir = path.empty() ? root_ : root_ + "/" + path;
     auto it = folders_.find(path);
     if (it != folders_.end()) return &it->second;
     Status s = fs::MakeDirs(dir);

@@ -466,8 +466,8 @@ class MaildirSink : public MailboxSink {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name(e->d_name);
       size_t p = name.find('P'), q = name.find('Q');
-      if (name.find(".M") == std::string_view::npos || p == std::string_view::npos || q == std::string_view::npos ||
-          q < p || name.find(host_part) == std::string_view::npos)
+      if (name.find(".M") == std::string_view::npos || p == std::string_view::npos ||
+          q == std::string_view::npos || q < p || name.find(host_part) == std::string_view::npos)
         continue;
       std::string pid(name.substr(p + 1, q - p - 1));
       char* end = nullptr;
@@ -565,6 +565,13 @@ class MaildirSink : public MailboxSink {
     }
     return Status::NotFound("maildir '" + root_ + "' folder '" + f.path + "': message '" + rel +
                             "' is gone");
+  }
+
+  std::string StoredFolderName(std::string_view folder) const override {
+    std::string path = NormalizeFolder(folder);
+    if (path.empty() || existing_dirs_.count(path)) return path;
+    // What ListFolderDirs() reads back from the directory EnsureFolder() makes.
+    return FolderForDirName(DirNameForFolder(path));
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {

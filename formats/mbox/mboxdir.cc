@@ -83,6 +83,21 @@ Status Walk(const std::string& dir, const std::string& folder, int depth, Folder
   return Status::Ok();
 }
 
+// The folder Walk() reads back from the file FolderToFile() names.
+std::string FolderOfFile(std::string_view rel) {
+  const auto comps = SplitFolder(rel);
+  std::string folder;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    std::string_view c = comps[i];
+    if (i + 1 == comps.size()) {
+      if (c == "mbox") break;
+      if (c.ends_with(kSuffix)) c.remove_suffix(kSuffix.size());
+    }
+    folder = JoinFolder(folder, UnescapeComponent(c));
+  }
+  return NormalizeFolder(folder);
+}
+
 Result<FolderFiles> Scan(const std::string& dir) {
   FolderFiles files;
   MBX_RETURN_IF_ERROR(Walk(dir, "", 0, &files));
@@ -238,6 +253,12 @@ class MboxDirSink : public MailboxSink {
                                      std::to_string(locator));
     }
     return sinks_[idx]->sink->ReadExisting(locator & ((uint64_t{1} << kLocalBits) - 1));
+  }
+
+  std::string StoredFolderName(std::string_view folder) const override {
+    std::string path = NormalizeFolder(folder);
+    if (existing_.count(path)) return path;
+    return FolderOfFile(FolderToFile(path));
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {

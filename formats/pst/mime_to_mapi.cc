@@ -105,6 +105,30 @@ void AddAttachment(GMimeObject* obj, std::string data, std::string name, Walk* w
   w->attachments.push_back(std::move(a));
 }
 
+// LF -> CRLF, leaving CRLF alone.
+std::string Crlf(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 40);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+// 7bit, 8bit, quoted-printable or none: encodings whose line ends are lines.
+bool LineEncoded(GMimePart* part) {
+  switch (g_mime_part_get_content_encoding(part)) {
+    case GMIME_CONTENT_ENCODING_DEFAULT:
+    case GMIME_CONTENT_ENCODING_7BIT:
+    case GMIME_CONTENT_ENCODING_8BIT:
+    case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void WalkPart(GMimeObject* obj, int depth, Walk* w) {
   if (depth > 64 || obj == nullptr) return;
   if (GMIME_IS_MULTIPART(obj)) {
@@ -157,7 +181,14 @@ void WalkPart(GMimeObject* obj, int depth, Walk* w) {
       return;
     }
   }
-  AddAttachment(obj, StreamBytes(obj, true), std::move(name), w);
+  std::string data = StreamBytes(obj, true);
+  if (ct != nullptr && g_mime_content_type_is_type(ct, "text", "*") && LineEncoded(part)) {
+    // RFC 2046 4.1.1: text breaks lines with CRLF. A line-based transfer
+    // encoding decodes to the transport's line ends instead, so an mbox's LF
+    // copy and an EML's CRLF copy would store different attachments.
+    data = Crlf(data);
+  }
+  AddAttachment(obj, std::move(data), std::move(name), w);
 }
 
 std::string Header(std::string_view headers, std::string_view name) {
@@ -178,16 +209,6 @@ std::string Join(const std::vector<Address>& list) {
   for (const auto& a : list) {
     if (!out.empty()) out += "; ";
     out += a.name;
-  }
-  return out;
-}
-
-std::string Crlf(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 40);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(s[i]);
   }
   return out;
 }

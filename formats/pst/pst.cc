@@ -5,10 +5,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "formats/pst/disk/disk.h"
@@ -264,6 +269,120 @@ Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
   return m;
 }
 
+// Opens `path` read-only through libpff; nullptr and the reason on failure.
+libpff_file_t* OpenLibpff(const std::string& path, std::string* why) {
+  Error err;
+  libpff_file_t* file = nullptr;
+  if (libpff_file_initialize(&file, err.Out()) != 1) {
+    *why = "cannot initialize libpff: " + err.Text();
+    return nullptr;
+  }
+  if (libpff_file_open(file, path.c_str(), LIBPFF_OPEN_READ, err.Out()) != 1) {
+    *why = err.Text();
+    libpff_file_free(&file, nullptr);
+    return nullptr;
+  }
+  return file;
+}
+
+void CloseLibpff(libpff_file_t* file) {
+  libpff_file_close(file, nullptr);
+  libpff_file_free(&file, nullptr);
+}
+
+// Reads messages ahead of Next() on helper threads, each through its own
+// libpff handle on the file (a handle is never shared between threads), by
+// node id. Next() submits them in its order and takes them in that order, so
+// what it returns does not depend on how many helpers there are. While it
+// waits, Next()'s thread reads queued messages itself, through its own handle.
+class ReadAhead {
+ public:
+  ReadAhead(const std::string& path, int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, path] { Run(path); });
+  }
+  ~ReadAhead() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    work_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  uint64_t Submit(uint32_t nid) {
+    std::lock_guard lock(mu_);
+    jobs_.push_back({next_ticket_, nid});
+    work_.notify_one();
+    return next_ticket_++;
+  }
+
+  // Waits until `ticket` is read and returns true with its message in *out
+  // (nullopt: libpff found no item by that id in a helper's handle, so the
+  // caller reads it). Returns false with *job set when a message is still
+  // queued: the caller reads that one and hands it back through Complete().
+  bool Take(uint64_t ticket, std::optional<Result<MapiMessage>>* out, uint64_t* job) {
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return done_.count(ticket) > 0 || !jobs_.empty(); });
+    auto it = done_.find(ticket);
+    if (it == done_.end()) {
+      *job = jobs_.front().ticket;
+      jobs_.pop_front();
+      return false;
+    }
+    *out = std::move(it->second);
+    done_.erase(it);
+    return true;
+  }
+
+  void Complete(uint64_t ticket, std::optional<Result<MapiMessage>> r) {
+    {
+      std::lock_guard lock(mu_);
+      done_.emplace(ticket, std::move(r));
+    }
+    done_cv_.notify_all();
+  }
+
+ private:
+  struct Job {
+    uint64_t ticket;
+    uint32_t nid;
+  };
+
+  void Run(const std::string& path) {
+    std::string why;
+    libpff_file_t* file = OpenLibpff(path, &why);
+    if (file == nullptr) return;  // Next()'s thread reads what is left to it
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        work_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (stop_) break;
+        job = jobs_.front();
+        jobs_.pop_front();
+      }
+      std::optional<Result<MapiMessage>> r;
+      Error err;
+      libpff_item_t* raw = nullptr;
+      if (libpff_file_get_item_by_identifier(file, job.nid, &raw, err.Out()) == 1 &&
+          raw != nullptr) {
+        Item item(raw);
+        r = ReadMessage(raw, 0);
+      }
+      Complete(job.ticket, std::move(r));
+    }
+    CloseLibpff(file);
+  }
+
+  std::mutex mu_;
+  std::condition_variable work_, done_cv_;
+  std::deque<Job> jobs_;
+  std::map<uint64_t, std::optional<Result<MapiMessage>>> done_;
+  uint64_t next_ticket_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
 class MapiNative : public NativeMessage {
  public:
   MapiNative(MapiMessage m, std::shared_ptr<const PropertyBag> folder)
@@ -317,15 +436,6 @@ std::string FolderName(libpff_item_t* folder) {
     return "";
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;
-}
-
-// A folder name as one path component: no '/', no control bytes, not empty.
-std::string Component(std::string name) {
-  for (char& c : name) {
-    if (c == '/' || (static_cast<unsigned char>(c) < 32)) c = '_';
-  }
-  if (name.empty() || name == "." || name == "..") name = "_" + name + "_";
-  return name;
 }
 
 // The node id an entry ID names: its last four bytes ([MS-PST] 2.4.3.3).
@@ -415,12 +525,11 @@ class PstSourceImpl : public MailboxSource {
   PstSourceImpl(std::string path, libpff_file_t* file, PstSourceOptions opts)
       : path_(std::move(path)), file_(file), opts_(opts) {}
   ~PstSourceImpl() override {
+    read_ahead_.reset();
+    ahead_.clear();
     folders_.clear();
     recovered_.clear();
-    if (file_ != nullptr) {
-      libpff_file_close(file_, nullptr);
-      libpff_file_free(&file_, nullptr);
-    }
+    if (file_ != nullptr) CloseLibpff(file_);
   }
 
   std::string Describe() const override { return "pst:" + path_; }
@@ -434,7 +543,8 @@ class PstSourceImpl : public MailboxSource {
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) return Status::FromErrno("stat '" + path_ + "'", errno);
     if (st.st_ino != opened_.st_ino || st.st_size != opened_.st_size ||
-        st.st_mtim.tv_sec != opened_.st_mtim.tv_sec || st.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec) {
+        st.st_mtim.tv_sec != opened_.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec) {
       return Status::Busy("PST " + Quoted(path_) +
                           " changed since it was read (is Outlook using it?); nothing was removed");
     }
@@ -549,39 +659,46 @@ class PstSourceImpl : public MailboxSource {
     return out;
   }
 
+  void SetReadThreads(int threads) override { read_threads_ = threads; }
+
   Result<bool> Next(Message* out) override {
-    while (folder_ < folders_.size()) {
-      const FolderEntry& f = folders_[folder_];
-      // FAI items follow the folder's messages; the store's top has none of
-      // its own here (its path is the Inbox's).
-      const int fai = opts_.associated && !f.ipm_root ? f.associated : 0;
-      if (!WantFolder(f.path) || message_ >= f.messages + fai) {
-        ++folder_;
-        message_ = 0;
-        continue;
+    if (!started_) Start();
+    if (read_ahead_) {
+      // Keep the helpers a window ahead of the message handed out.
+      while (ahead_.size() < kReadAheadWindow * static_cast<size_t>(read_threads_)) {
+        Pending p;
+        if (!NextItem(&p)) break;
+        if (p.item) p.ticket = read_ahead_->Submit(ItemId(p.item.get()));
+        ahead_.push_back(std::move(p));
       }
-      int index = message_++;
-      const bool assoc = index >= f.messages;
-      if (assoc) index -= f.messages;
-      *out = Message();
-      out->folder = f.path;
-      std::string where = "pst " + Quoted(path_) + " folder " + Quoted(DisplayPath(f)) + " ";
-      if (assoc) where += "associated (FAI) ";
-      Error err;
-      libpff_item_t* raw = nullptr;
-      const int got =
-          assoc ? libpff_folder_get_sub_associated_content(f.item.get(), index, &raw, err.Out())
-                : libpff_folder_get_sub_message(f.item.get(), index, &raw, err.Out());
-      out->associated = assoc;
-      if (got != 1 || raw == nullptr) {
-        out->origin = where + "item #" + std::to_string(index + 1);
-        out->read_error =
-            Status::Corruption(out->origin + ": libpff cannot open it: " + err.Text());
+      if (!ahead_.empty()) {
+        Pending p = std::move(ahead_.front());
+        ahead_.pop_front();
+        *out = std::move(p.msg);
+        if (p.item) {
+          std::optional<Result<MapiMessage>> read;
+          uint64_t job = 0;
+          while (!read_ahead_->Take(p.ticket, &read, &job)) {
+            // Still queued: read it here (this one or one behind it).
+            libpff_item_t* item = p.item.get();
+            for (const Pending& q : ahead_)
+              if (q.item && q.ticket == job) item = q.item.get();
+            read_ahead_->Complete(job, ReadMessage(item, 0));
+          }
+          FillMessage(read ? std::move(*read) : ReadMessage(p.item.get(), 0), ItemId(p.item.get()),
+                      std::move(p.folder_props), out);
+        }
         return true;
       }
-      Item item(raw);
-      FillMessage(raw, where + "item " + std::to_string(ItemId(raw)), f.props, out);
-      return true;
+    } else {
+      Pending p;
+      if (NextItem(&p)) {
+        *out = std::move(p.msg);
+        if (p.item)
+          FillMessage(ReadMessage(p.item.get(), 0), ItemId(p.item.get()), std::move(p.folder_props),
+                      out);
+        return true;
+      }
     }
     if (recover_error_) {
       *out = Message();
@@ -627,11 +744,77 @@ class PstSourceImpl : public MailboxSource {
   }
 
   // Copies the item out of libpff into `out` (or sets its read error).
+  // The next message of the selected folders, as far as the folder walk
+  // knows it: its folder, origin and item, or a read error. False at the end.
+  struct Pending {
+    Message msg;
+    std::shared_ptr<libpff_item_t> item;  // null when it could not be opened
+    std::shared_ptr<const PropertyBag> folder_props;
+    uint64_t ticket = 0;  // its read-ahead job
+  };
+  bool NextItem(Pending* p) {
+    while (folder_ < folders_.size()) {
+      const FolderEntry& f = folders_[folder_];
+      // FAI items follow the folder's messages; the store's top has none of
+      // its own here (its path is the Inbox's).
+      const int fai = opts_.associated && !f.ipm_root ? f.associated : 0;
+      if (!WantFolder(f.path) || message_ >= f.messages + fai) {
+        ++folder_;
+        message_ = 0;
+        continue;
+      }
+      int index = message_++;
+      const bool assoc = index >= f.messages;
+      if (assoc) index -= f.messages;
+      Message& out = p->msg;
+      out.folder = f.path;
+      out.associated = assoc;
+      std::string where = "pst " + Quoted(path_) + " folder " + Quoted(DisplayPath(f)) + " ";
+      if (assoc) where += "associated (FAI) ";
+      Error err;
+      libpff_item_t* raw = nullptr;
+      const int got =
+          assoc ? libpff_folder_get_sub_associated_content(f.item.get(), index, &raw, err.Out())
+                : libpff_folder_get_sub_message(f.item.get(), index, &raw, err.Out());
+      if (got != 1 || raw == nullptr) {
+        out.origin = where + "item #" + std::to_string(index + 1);
+        out.read_error = Status::Corruption(out.origin + ": libpff cannot open it: " + err.Text());
+        return true;
+      }
+      p->item.reset(raw, ItemDeleter());
+      out.origin = where + "item " + std::to_string(ItemId(raw));
+      p->folder_props = f.props;
+      return true;
+    }
+    return false;
+  }
+
+  // Read-ahead pays for its extra libpff handles only on files with more
+  // than a few messages. --jobs N: N - 1 helpers and Next()'s own thread.
+  static constexpr int kReadAheadMinMessages = 64;
+  static constexpr size_t kReadAheadWindow = 4;  // messages per reading thread
+
+  void Start() {
+    started_ = true;
+    if (read_threads_ < 2) return;
+    int messages = 0;
+    for (const FolderEntry& f : folders_) {
+      if (WantFolder(f.path))
+        messages += f.messages + (opts_.associated && !f.ipm_root ? f.associated : 0);
+    }
+    if (messages >= kReadAheadMinMessages)
+      read_ahead_ = std::make_unique<ReadAhead>(path_, read_threads_ - 1);
+  }
+
   void FillMessage(libpff_item_t* raw, std::string origin,
                    std::shared_ptr<const PropertyBag> folder_props, Message* out) {
     out->origin = std::move(origin);
-    out->source_token = ItemId(raw);
-    auto m = ReadMessage(raw, 0);
+    FillMessage(ReadMessage(raw, 0), ItemId(raw), std::move(folder_props), out);
+  }
+
+  void FillMessage(Result<MapiMessage> m, uint32_t nid,
+                   std::shared_ptr<const PropertyBag> folder_props, Message* out) {
+    out->source_token = nid;
     if (!m.ok()) {
       out->read_error = m.status().WithContext(out->origin);
       return;
@@ -764,7 +947,7 @@ class PstSourceImpl : public MailboxSource {
 
   void Walk(const std::shared_ptr<libpff_item_t>& f, const std::string& prefix) {
     if (IsSearchFolder(f.get())) return;
-    AddFolder(f, prefix + Component(FolderName(f.get())));
+    AddFolder(f, prefix + FolderComponent(FolderName(f.get())));
   }
 
   // The folder as Outlook names it, for messages ("Inbox", not "").
@@ -797,12 +980,24 @@ class PstSourceImpl : public MailboxSource {
   size_t folder_ = 0;
   int message_ = 0;
   PstSourceOptions opts_;
+  int read_threads_ = 1;
+  bool started_ = false;
+  std::unique_ptr<ReadAhead> read_ahead_;  // with --jobs > 1 on a file worth it
+  std::deque<Pending> ahead_;              // submitted to read_ahead_, in order
   std::vector<RecoveredEntry> recovered_;
   size_t recovered_next_ = 0;
   std::optional<std::string> recover_error_;  // libpff could not scan for deleted items
 };
 
 }  // namespace
+
+std::string FolderComponent(std::string name) {
+  for (char& c : name) {
+    if (c == '/' || (static_cast<unsigned char>(c) < 32)) c = '_';
+  }
+  if (name.empty() || name == "." || name == "..") name = "_" + name + "_";
+  return name;
+}
 
 bool HasPstMagic(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -827,16 +1022,10 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path,
     return Status::InvalidArgument(
         Quoted(path) + " is not a PST/OST file: it does not start with the signature !BDN");
   }
-  Error err;
-  libpff_file_t* file = nullptr;
-  if (libpff_file_initialize(&file, err.Out()) != 1) {
-    return Status::IOError("pst " + Quoted(path) + ": cannot initialize libpff: " + err.Text());
-  }
-  if (libpff_file_open(file, path.c_str(), LIBPFF_OPEN_READ, err.Out()) != 1) {
-    std::string why = err.Text();
-    libpff_file_free(&file, nullptr);
+  std::string why;
+  libpff_file_t* file = OpenLibpff(path, &why);
+  if (file == nullptr)
     return Status::InvalidArgument(Quoted(path) + " is not a PST/OST file libpff can open: " + why);
-  }
   auto src = std::make_unique<PstSourceImpl>(path, file, opts);
   // [MS-PST] 2.2.2.6: wMagicClient is "SM" in a PST, "SO" in an OST.
   char head[10] = {};

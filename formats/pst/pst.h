@@ -38,6 +38,10 @@ struct PstSourceOptions {
   bool recover_deleted = false;
 };
 
+// A PST folder's display name as one component of the source's folder paths:
+// no '/', no control bytes, never empty, "." or "..".
+std::string FolderComponent(std::string name);
+
 // Where --recover-deleted puts what it recovers.
 inline constexpr std::string_view kRecoveredFolder = "Recovered Items";
 

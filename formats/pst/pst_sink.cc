@@ -16,6 +16,7 @@
 
 #include "engine/faultpoint.h"
 #include "engine/fs.h"
+#include "formats/pst/disk/disk.h"
 #include "formats/pst/mapi.h"
 #include "formats/pst/messaging/store_writer.h"
 #include "formats/pst/mime_to_mapi.h"
@@ -38,6 +39,22 @@ std::vector<std::string> SplitPath(std::string_view folder) {
   }
   return parts;
 }
+
+// Outlook's special folders a mailbox folder's first component maps to (and
+// the path our PST source gives each back); Trash is Deleted Items.
+struct Special {
+  const char* key;
+  const char* name;
+  SpecialFolder role;
+  const char* source_path;
+};
+constexpr Special kSpecial[] = {{"inbox", "Inbox", SpecialFolder::kInbox, ""},
+                                {"sent", "Sent Items", SpecialFolder::kSentItems, "Sent"},
+                                {"sent items", "Sent Items", SpecialFolder::kSentItems, "Sent"},
+                                {"drafts", "Drafts", SpecialFolder::kDrafts, "Drafts"},
+                                {"junk", "Junk E-mail", SpecialFolder::kJunk, "Junk"},
+                                {"junk e-mail", "Junk E-mail", SpecialFolder::kJunk, "Junk"},
+                                {"outbox", "Outbox", SpecialFolder::kOutbox, "Outbox"}};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -66,11 +83,12 @@ class PstSink : public MailboxSink {
 
   Status StageReplacing(const Message& msg, std::string_view folder, uint64_t existing) override {
     if (!defer_) {
-      return Status::Unsupported("PST " + Quoted() +
-                                 " was opened without replace mode: its messages are copied already");
+      return Status::Unsupported(
+          "PST " + Quoted() + " was opened without replace mode: its messages are copied already");
     }
     if (existing >= existing_nids_.size())
-      return Status::InvalidArgument("PST " + Quoted() + ": no existing message " + std::to_string(existing));
+      return Status::InvalidArgument("PST " + Quoted() + ": no existing message " +
+                                     std::to_string(existing));
     MBX_RETURN_IF_ERROR(Stage(msg, folder));
     staged_.back().replaces = existing_nids_[existing];
     return Status::Ok();
@@ -95,14 +113,48 @@ class PstSink : public MailboxSink {
     return Status::NotFound("existing PST messages are shown whole to ScanExisting");
   }
 
+  // The path our PST source gives the folder FolderFor() makes: special
+  // folders by role (the Inbox's subfolders under "INBOX/"), the others by
+  // display name, one FolderComponent() each. (A new top folder that the
+  // source maps by its English name, such as "Spam", may come back as its role.)
+  std::string StoredFolderName(std::string_view folder) const override {
+    const std::vector<std::string> parts = SplitPath(folder);
+    const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
+    std::string out;
+    size_t first = 0;
+    if (top == "trash" || top == "deleted items") {
+      out = "Trash";
+      first = 1;
+    } else if (top == "inbox") {
+      out = parts.size() > 1 ? "INBOX" : "";
+      first = 1;
+    } else {
+      for (const auto& special : kSpecial) {
+        if (top != special.key) continue;
+        out = special.source_path;
+        first = 1;
+        break;
+      }
+    }
+    for (size_t i = first; i < parts.size(); ++i) {
+      if (!out.empty()) out += '/';
+      // Through UTF-16 and back, as the display name is stored and read.
+      out += FolderComponent(disk::Utf16leToUtf8(disk::Utf8ToUtf16le(parts[i])));
+    }
+    return out;
+  }
+
   Status Stage(const Message& msg, std::string_view folder) override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
     // A message from a PST keeps its properties, and brings its folder's
     // (container class...) for a folder created for it; any other is built
     // from MIME.
     if (const MapiMessage* mapi = MapiOf(msg)) {
-      staged_.push_back(
-          {std::string(folder), OutFor(*mapi, msg.associated), msg.associated, FolderPropsOf(msg), {}});
+      staged_.push_back({std::string(folder),
+                         OutFor(*mapi, msg.associated),
+                         msg.associated,
+                         FolderPropsOf(msg),
+                         {}});
       return Status::Ok();
     }
     if (msg.associated)
@@ -272,18 +324,6 @@ class PstSink : public MailboxSink {
     uint32_t nid = 0;
     size_t first = 0;
     const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
-    struct Special {
-      const char* key;
-      const char* name;
-      SpecialFolder role;
-    };
-    static constexpr Special kSpecial[] = {{"inbox", "Inbox", SpecialFolder::kInbox},
-                                           {"sent", "Sent Items", SpecialFolder::kSentItems},
-                                           {"sent items", "Sent Items", SpecialFolder::kSentItems},
-                                           {"drafts", "Drafts", SpecialFolder::kDrafts},
-                                           {"junk", "Junk E-mail", SpecialFolder::kJunk},
-                                           {"junk e-mail", "Junk E-mail", SpecialFolder::kJunk},
-                                           {"outbox", "Outbox", SpecialFolder::kOutbox}};
     if (top == "trash" || top == "deleted items") {
       nid = messaging::kNidDeletedItems;
       first = 1;
@@ -319,9 +359,9 @@ class PstSink : public MailboxSink {
   bool defer_ = false;          // replace mode: existing messages are copied at Close()
   bool copy_at_close_ = false;  // ... and have not been yet
   bool replacing_ = false;
-  std::set<uint64_t> skip_;     // existing messages left out (replaced, or archived away)
-  std::set<uint64_t> skipped_;  // those of them found
-  std::vector<uint64_t> existing_nids_;      // replace mode: locator -> node id
+  std::set<uint64_t> skip_;              // existing messages left out (replaced, or archived away)
+  std::set<uint64_t> skipped_;           // those of them found
+  std::vector<uint64_t> existing_nids_;  // replace mode: locator -> node id
   std::vector<UnixTime> existing_modified_;  // replace mode: locator -> last modified
   struct Staged {
     std::string folder;
