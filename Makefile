@@ -102,6 +102,7 @@ bench: deps
 	./benchmarks/pst_bench.sh
 	./benchmarks/recover_bench.sh
 	./benchmarks/jobs_bench.sh
+	./benchmarks/scale_bench.sh
 
 clean:
 	rm -rf build

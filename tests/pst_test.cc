@@ -439,16 +439,16 @@ TEST(PstReadAheadTest, HelpersYieldExactlyWhatOneReaderYields) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> files = {tmp / "big.pst"};
   for (const auto& f : PstFiles()) files.push_back(f);
+  {
+    const auto one = ReadEverything(files.front(), 1, false);
+    EXPECT_EQ(one.size(), 300u);
+    EXPECT_EQ(ReadEverything(files.front(), 2, false), one);
+    EXPECT_EQ(ReadEverything(files.front(), 3, false), one);
+  }
+  // With their associated contents too (the OSTs have over 64 items each).
   for (const std::string& file : files) {
     SCOPED_TRACE(file);
-    for (bool associated : {false, true}) {
-      const auto one = ReadEverything(file, 1, associated);
-      EXPECT_EQ(ReadEverything(file, 2, associated), one);
-      EXPECT_EQ(ReadEverything(file, 3, associated), one);
-      if (file == files.front()) {
-        EXPECT_GE(one.size(), 300u);
-      }
-    }
+    EXPECT_EQ(ReadEverything(file, 2, true), ReadEverything(file, 1, true));
   }
   // A folder filter: only what it selects, in the same order.
   std::vector<std::string> folders;
