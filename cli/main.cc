@@ -642,8 +642,8 @@ void AddMergeFlags(CLI::App* cmd, MergeArgs& m) {
   cmd->add_option("--attachment", m.attachments, "Only messages with an attachment named GLOB (repeatable: any)");
   cmd->add_option("--target-folder", m.target_folder, "Put everything below this target folder");
   cmd->add_option("--jobs,-j", m.jobs,
-                  "CPUs to use (default: all). 1 runs the whole merge on one thread; the "
-                  "output is the same for every N")->capture_default_str();
+                  "Parallel workers (default: one per CPU). 1 runs the whole merge on one "
+                  "thread; the output is the same for every N")->capture_default_str();
   cmd->add_flag("--dry-run", m.dry_run, "Plan and count; write nothing");
   cmd->add_flag("--associated", m.associated,
                 "PST/OST sources: also carry each folder's associated (FAI) contents (views, rules, forms)\n"

@@ -38,8 +38,9 @@ struct MergeOptions {
   // When set, every message goes below this target folder instead of the
   // same-named folders ("Recovered" puts Inbox/X into Recovered/Inbox/X).
   std::string target_folder;
-  // CPUs to use. 1: one thread does everything in turn. N > 1: a reader, N
-  // workers converting and fingerprinting, and a committer, in parallel.
+  // Parallelism. 1: one thread does everything in turn. N > 1: a reader, N
+  // workers converting and fingerprinting, and a committer, in parallel (and
+  // a source may read ahead on N - 1 threads: MailboxSource::SetReadThreads).
   int jobs = 1;
   bool dry_run = false;
   // Folders the target already has, so "projects" in the target takes

@@ -471,6 +471,12 @@ TEST(PstWriterTest, LfAndCrlfCopiesOfAQuotedPrintableAttachmentAreOneMessage) {
       "Content-Transfer-Encoding: base64\n"
       "\n"
       "YQpiCg==\n"
+      "--b1\n"
+      "Content-Type: text/plain; charset=utf-16le; name=\"wide.txt\"\n"
+      "Content-Disposition: attachment; filename=\"wide.txt\"\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "a=00=0A=00=\n"
       "--b1--\n";
   std::string crlf;
   for (char c : lf) {
@@ -503,8 +509,10 @@ TEST(PstWriterTest, LfAndCrlfCopiesOfAQuotedPrintableAttachmentAreOneMessage) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto got = attachments(dir / (std::string(name) + ".pst"));
     EXPECT_EQ(got["notes.txt"], "line one\r\nline two \xE2\x82\xAC\r\n") << name;
-    // A base64 part is bytes, not lines: kept exactly.
+    // A base64 part is bytes, not lines: kept exactly; so is UTF-16 text,
+    // whose line break is not the byte LF.
     EXPECT_EQ(got["raw.bin"], "a\nb\n") << name;
+    EXPECT_EQ(got["wide.txt"], std::string("a\0\n\0", 4)) << name;
   }
   auto r = RunMbxmerge({"merge", "--from", dir / "lf.mbox", "--from", dir / "crlf.mbox", "--into",
                         dir / "both.pst"});

@@ -870,6 +870,8 @@ std::string DirNameForFolder(std::string_view folder) {
   std::string out;
   for (std::string c : SplitFolder(folder)) {
     std::replace(c.begin(), c.end(), '.', '_');
+    // FolderForDirName() reads NUL back as '_': store it so, one name for one folder.
+    std::replace(c.begin(), c.end(), '\0', '_');
     out += '.';
     out += EncodeModifiedUtf7(c);
   }

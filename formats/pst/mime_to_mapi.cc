@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -129,6 +130,18 @@ bool LineEncoded(GMimePart* part) {
   }
 }
 
+// False for the charsets whose line break is not the byte LF (UTF-16, UTF-32,
+// UCS-2/4): inserting a CR byte there would break the text.
+bool AsciiLineBreaks(GMimeContentType* ct) {
+  const char* charset = g_mime_content_type_get_parameter(ct, "charset");
+  if (charset == nullptr) return true;
+  for (const char* wide :
+       {"utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "ucs-4", "ucs4"}) {
+    if (g_ascii_strncasecmp(charset, wide, std::strlen(wide)) == 0) return false;
+  }
+  return true;
+}
+
 void WalkPart(GMimeObject* obj, int depth, Walk* w) {
   if (depth > 64 || obj == nullptr) return;
   if (GMIME_IS_MULTIPART(obj)) {
@@ -182,7 +195,8 @@ void WalkPart(GMimeObject* obj, int depth, Walk* w) {
     }
   }
   std::string data = StreamBytes(obj, true);
-  if (ct != nullptr && g_mime_content_type_is_type(ct, "text", "*") && LineEncoded(part)) {
+  if (ct != nullptr && g_mime_content_type_is_type(ct, "text", "*") && LineEncoded(part) &&
+      AsciiLineBreaks(ct)) {
     // RFC 2046 4.1.1: text breaks lines with CRLF. A line-based transfer
     // encoding decodes to the transport's line ends instead, so an mbox's LF
     // copy and an EML's CRLF copy would store different attachments.

@@ -297,7 +297,9 @@ void CloseLibpff(libpff_file_t* file) {
 // waits, Next()'s thread reads queued messages itself, through its own handle.
 class ReadAhead {
  public:
-  ReadAhead(const std::string& path, int threads) {
+  // `opened`: the file as the caller's handle saw it; a helper that finds
+  // another file at `path` (replaced since) opens nothing.
+  ReadAhead(const std::string& path, const struct stat& opened, int threads) : opened_(opened) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this, path] { Run(path); });
   }
   ~ReadAhead() {
@@ -349,9 +351,16 @@ class ReadAhead {
   };
 
   void Run(const std::string& path) {
+    // Whatever a helper does not read, Next()'s thread reads.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_dev != opened_.st_dev ||
+        st.st_ino != opened_.st_ino || st.st_size != opened_.st_size ||
+        st.st_mtim.tv_sec != opened_.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec)
+      return;
     std::string why;
     libpff_file_t* file = OpenLibpff(path, &why);
-    if (file == nullptr) return;  // Next()'s thread reads what is left to it
+    if (file == nullptr) return;
     for (;;) {
       Job job;
       {
@@ -380,6 +389,7 @@ class ReadAhead {
   std::map<uint64_t, std::optional<Result<MapiMessage>>> done_;
   uint64_t next_ticket_ = 0;
   bool stop_ = false;
+  const struct stat opened_;
   std::vector<std::thread> threads_;
 };
 
@@ -690,6 +700,7 @@ class PstSourceImpl : public MailboxSource {
         }
         return true;
       }
+      read_ahead_.reset();  // every folder is read: the helpers and their handles go
     } else {
       Pending p;
       if (NextItem(&p)) {
@@ -803,7 +814,7 @@ class PstSourceImpl : public MailboxSource {
         messages += f.messages + (opts_.associated && !f.ipm_root ? f.associated : 0);
     }
     if (messages >= kReadAheadMinMessages)
-      read_ahead_ = std::make_unique<ReadAhead>(path_, read_threads_ - 1);
+      read_ahead_ = std::make_unique<ReadAhead>(path_, opened_, read_threads_ - 1);
   }
 
   void FillMessage(libpff_item_t* raw, std::string origin,

@@ -56,6 +56,14 @@ constexpr Special kSpecial[] = {{"inbox", "Inbox", SpecialFolder::kInbox, ""},
                                 {"junk e-mail", "Junk E-mail", SpecialFolder::kJunk, "Junk"},
                                 {"outbox", "Outbox", SpecialFolder::kOutbox, "Outbox"}};
 
+// A folder name as the PST stores it and our PST source reads it back: through
+// UTF-16 (invalid UTF-8 becomes U+FFFD) and FolderComponent() (no control
+// bytes). Folders are created under this name, so that two source names that
+// read back the same are one folder, not two with one dedupe scope.
+std::string StoredComponent(const std::string& name) {
+  return FolderComponent(disk::Utf16leToUtf8(disk::Utf8ToUtf16le(name)));
+}
+
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out)
@@ -138,8 +146,7 @@ class PstSink : public MailboxSink {
     }
     for (size_t i = first; i < parts.size(); ++i) {
       if (!out.empty()) out += '/';
-      // Through UTF-16 and back, as the display name is stored and read.
-      out += FolderComponent(disk::Utf16leToUtf8(disk::Utf8ToUtf16le(parts[i])));
+      out += StoredComponent(parts[i]);
     }
     return out;
   }
@@ -341,9 +348,10 @@ class PstSink : public MailboxSink {
     }
     if (nid == 0) nid = messaging::kNidIpmSubtree;
     for (size_t i = first; i < parts.size(); ++i) {
-      uint32_t child = store_->FindFolder(nid, parts[i]);
+      const std::string name = StoredComponent(parts[i]);
+      uint32_t child = store_->FindFolder(nid, name);
       if (child == 0) {
-        MBX_ASSIGN_OR_RETURN(child, store_->CreateFolder(nid, parts[i]));
+        MBX_ASSIGN_OR_RETURN(child, store_->CreateFolder(nid, name));
       }
       nid = child;
     }
