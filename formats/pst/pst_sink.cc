@@ -71,6 +71,23 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+// Where a mailbox folder goes in the store: under the special folder its
+// first component names ("" is the Inbox; Trash is Deleted Items), else under
+// the top of the store; `first` is the first component below that.
+struct Placement {
+  const Special* special = nullptr;
+  bool trash = false;
+  size_t first = 0;
+};
+Placement PlaceFolder(const std::vector<std::string>& parts) {
+  const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
+  if (top == "trash" || top == "deleted items") return {nullptr, true, 1};
+  for (const auto& s : kSpecial) {
+    if (top == s.key) return {&s, false, parts.empty() ? size_t{0} : size_t{1}};
+  }
+  return {};
+}
+
 class PstSink : public MailboxSink {
  public:
   PstSink(std::string path, std::string temp, std::unique_ptr<StoreWriter> store,
@@ -127,24 +144,16 @@ class PstSink : public MailboxSink {
   // source maps by its English name, such as "Spam", may come back as its role.)
   std::string StoredFolderName(std::string_view folder) const override {
     const std::vector<std::string> parts = SplitPath(folder);
-    const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
+    const Placement at = PlaceFolder(parts);
     std::string out;
-    size_t first = 0;
-    if (top == "trash" || top == "deleted items") {
+    if (at.trash) {
       out = "Trash";
-      first = 1;
-    } else if (top == "inbox") {
+    } else if (at.special != nullptr && at.special->role == SpecialFolder::kInbox) {
       out = parts.size() > 1 ? "INBOX" : "";
-      first = 1;
-    } else {
-      for (const auto& special : kSpecial) {
-        if (top != special.key) continue;
-        out = special.source_path;
-        first = 1;
-        break;
-      }
+    } else if (at.special != nullptr) {
+      out = at.special->source_path;
     }
-    for (size_t i = first; i < parts.size(); ++i) {
+    for (size_t i = at.first; i < parts.size(); ++i) {
       if (!out.empty()) out += '/';
       out += StoredComponent(parts[i]);
     }
@@ -327,27 +336,20 @@ class PstSink : public MailboxSink {
   Result<uint32_t> FolderFor(const std::string& folder) {
     auto it = folder_nids_.find(folder);
     if (it != folder_nids_.end()) return it->second;
-    std::vector<std::string> parts = SplitPath(folder);
-    uint32_t nid = 0;
-    size_t first = 0;
-    const std::string top = parts.empty() ? "inbox" : Lower(parts[0]);
-    if (top == "trash" || top == "deleted items") {
+    const std::vector<std::string> parts = SplitPath(folder);
+    const Placement at = PlaceFolder(parts);
+    uint32_t nid = messaging::kNidIpmSubtree;
+    if (at.trash) {
       nid = messaging::kNidDeletedItems;
-      first = 1;
-    } else {
-      for (const auto& s : kSpecial) {
-        if (top != s.key) continue;
-        nid = store_->FindFolder(messaging::kNidIpmSubtree, s.name);
-        if (nid == 0) {
-          MBX_ASSIGN_OR_RETURN(nid, store_->CreateFolder(messaging::kNidIpmSubtree, s.name));
-          store_->SetSpecialFolder(s.role, nid);
-        }
-        first = parts.empty() ? 0 : 1;
-        break;
+    } else if (at.special != nullptr) {
+      nid = store_->FindFolder(messaging::kNidIpmSubtree, at.special->name);
+      if (nid == 0) {
+        MBX_ASSIGN_OR_RETURN(nid,
+                             store_->CreateFolder(messaging::kNidIpmSubtree, at.special->name));
+        store_->SetSpecialFolder(at.special->role, nid);
       }
     }
-    if (nid == 0) nid = messaging::kNidIpmSubtree;
-    for (size_t i = first; i < parts.size(); ++i) {
+    for (size_t i = at.first; i < parts.size(); ++i) {
       const std::string name = StoredComponent(parts[i]);
       uint32_t child = store_->FindFolder(nid, name);
       if (child == 0) {
