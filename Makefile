@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 # Build and test dependencies (Debian 12 package names).
 DEPS := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  libboost-iostreams-dev libzstd-dev libssl-dev \
+  libboost-iostreams-dev libzstd-dev zlib1g-dev libssl-dev \
   libgmime-3.0-dev libcli11-dev nlohmann-json3-dev libspdlog-dev \
   libpff-dev libbfio-dev \
   pff-tools pst-utils procmail mblaze dovecot-core \

@@ -674,7 +674,8 @@ int main(int argc, char** argv) {
       "mbxmerge: merge mailboxes with no duplicates and nothing lost.\n"
       "Mailbox locations: FILE.mbox or mbox:PATH (one mbox file), maildir:DIR (Maildir++),\n"
       "eml:DIR (a tree of .eml files), mboxdir:DIR (one mbox per folder, readpst's layout),\n"
-      "pst:FILE (Outlook PST/OST, read only), mbxz:FILE (mbxmerge's zstd bundle).\n"
+      "pst:FILE (Outlook PST/OST), pstdir:DIR (a folder of PST/OST files, each under its own name;\n"
+      "a source only), mbxz:FILE (mbxmerge's zstd bundle).\n"
       "An existing path is typed by what it is; a new --into path by suffix (.mbox, .mbxz) or else Maildir.\n"
       "Store commands (diagnose, recover, export, import) work on STORE/directory.ldif + STORE/mailboxes/.",
       "mbxmerge"};

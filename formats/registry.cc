@@ -35,6 +35,8 @@ std::string_view FormatName(FormatKind kind) {
       return "mboxdir";
     case FormatKind::kPst:
       return "pst";
+    case FormatKind::kPstDir:
+      return "pstdir";
     case FormatKind::kBundle:
       return "mbxz";
   }
@@ -48,6 +50,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
       {"mbox:", FormatKind::kMbox}, {"maildir:", FormatKind::kMaildir},
       {"eml:", FormatKind::kEml},   {"mboxdir:", FormatKind::kMboxDir},
       {"pst:", FormatKind::kPst},   {"mbxz:", FormatKind::kBundle},
+      {"pstdir:", FormatKind::kPstDir},
   };
   if (spec.empty()) return Status::InvalidArgument("empty mailbox location");
   Location loc;
@@ -87,7 +90,9 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
         loc.kind = FormatKind::kMbox;
       }
     } else if (fs::IsDir(loc.path)) {
-      loc.kind = maildir::IsMaildir(loc.path) ? FormatKind::kMaildir : FormatKind::kEml;
+      loc.kind = maildir::IsMaildir(loc.path)  ? FormatKind::kMaildir
+                 : pst::IsPstFolder(loc.path) ? FormatKind::kPstDir
+                                              : FormatKind::kEml;
     } else {
       return Status::InvalidArgument("'" + loc.path + "' is neither a file nor a directory");
     }
@@ -102,6 +107,11 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
   }
   if (!loc.exists && !for_target) {
     return Status::NotFound("mailbox '" + loc.path + "' does not exist");
+  }
+  if (for_target && loc.kind == FormatKind::kPstDir) {
+    return Status::InvalidArgument("'" + loc.path +
+                                   "': a folder of PST files is a source only; merge into "
+                                   "pst:FILE, mboxdir:DIR or another mailbox");
   }
   return loc;
 }
@@ -118,6 +128,8 @@ Result<std::unique_ptr<MailboxSource>> OpenSource(const Location& loc, const Sou
       return eml::OpenSource(loc.path);
     case FormatKind::kPst:
       return pst::OpenSource(loc.path, {opts.pst_associated, opts.pst_recover_deleted});
+    case FormatKind::kPstDir:
+      return pst::OpenFolderSource(loc.path, {opts.pst_associated, opts.pst_recover_deleted});
     case FormatKind::kBundle:
       return mbxz::OpenSource(loc.path);
   }
@@ -143,6 +155,10 @@ Result<std::unique_ptr<MailboxSink>> OpenSink(const Location& loc, const SinkOpt
     }
     case FormatKind::kBundle:
       return mbxz::OpenSink(loc.path, opts);
+    case FormatKind::kPstDir:
+      return Status::InvalidArgument("'" + loc.path +
+                                     "': a folder of PST files is a source only; merge into "
+                                     "pst:FILE, mboxdir:DIR or another mailbox");
   }
   return Status::Unsupported("unknown mailbox format");
 }

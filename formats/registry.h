@@ -16,11 +16,12 @@ enum class FormatKind {
   kMaildir,  // Maildir++: cur/ new/ tmp/, subfolders as .Sub.Folder
   kEml,      // a directory tree, one .eml file per message
   kMboxDir,  // one mbox file per folder: Inbox.mbox, Inbox/Projects.mbox
-  kPst,      // an Outlook PST or OST file (read only for now)
+  kPst,      // an Outlook PST or OST file
+  kPstDir,   // a folder of PST/OST files, as a source: each file's folders under its name
   kBundle,   // an .mbxz bundle: zstd-compressed messages with folders and flags
 };
 
-std::string_view FormatName(FormatKind kind);  // "mbox", "maildir", "eml", "mboxdir", "pst"
+std::string_view FormatName(FormatKind kind);  // "mbox", "maildir", "eml", "mboxdir", "pst", ...
 
 struct Location {
   FormatKind kind = FormatKind::kMaildir;
@@ -31,8 +32,8 @@ struct Location {
 
 // Resolves a location spec. An explicit prefix wins; else an existing path is
 // typed by what it is (file -> mbox; directory with cur/ new/ tmp/ -> Maildir;
-// other directory -> EML tree; a file starting with "!BDN" or named *.pst/*.ost
-// -> PST); else by suffix (.mbox -> mbox, .pst/.ost -> PST). When
+// directory of PST/OST files only -> pstdir; other directory -> EML tree; a
+// file starting with "!BDN" or named *.pst/*.ost -> PST); else by suffix (.mbox -> mbox, .pst/.ost -> PST). When
 // `for_target` and the path does not exist, a bare name means a new Maildir.
 Result<Location> ParseLocation(std::string_view spec, bool for_target);
 

@@ -418,5 +418,56 @@ TEST_F(E2E, RerunIntoRenamedFoldersWritesNothing) {
   }
 }
 
+// A folder of PSTs (ExMerge leaves one per mailbox) in one run: each file's
+// folders under its name, every message once, a stray file reported by name
+// while the rest is converted, folder selection by the new paths.
+TEST_F(E2E, FolderOfPstsConvertsEveryFileUnderItsOwnName) {
+  std::filesystem::create_directories(P("psts"));
+  const std::map<std::string, int> files = {{"alice.pst", 3}, {"bob.pst", 2}, {"bob.ost", 1}};
+  for (const auto& [name, n] : files) {
+    std::string mbox;
+    for (int i = 0; i < n; ++i) {
+      mbox += "From a@example.org Mon Jan  1 10:00:00 2024\nMessage-ID: <" + name + "-" +
+              std::to_string(i) + "@example.org>\nSubject: " + name + " " + std::to_string(i) +
+              "\n\nbody\n\n";
+    }
+    testing::WriteFileOrDie(P(name + ".mbox"), mbox);
+    auto r = RunMbxmerge({"merge", "--from", P(name + ".mbox"), "--into", "pst:" + P("psts/" + name),
+                          "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // An unprefixed directory of PST files is a folder of PSTs.
+  auto list = RunMbxmerge({"list", "--json", P("psts")});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  for (const char* folder : {"alice/Inbox", "bob.pst/Inbox", "bob.ost/Inbox"})
+    EXPECT_NE(list.out.find(std::string("\"") + folder + "\""), std::string::npos) << list.out;
+
+  testing::WriteFileOrDie(P("psts/notes.txt"), "not a PST\n");
+  auto r = RunMbxmerge({"merge", "--from", "pstdir:" + P("psts"), "--into", "mboxdir:" + P("out")});
+  EXPECT_NE(r.exit_code, 0) << r.out;  // one item failed
+  EXPECT_NE((r.out + r.err).find("notes.txt"), std::string::npos) << r.out << r.err;
+  std::multiset<std::string> got;
+  for (const auto& m : ReadAll("mboxdir:" + P("out"))) {
+    const size_t at = m.mime.find("\nSubject: ");
+    ASSERT_NE(at, std::string::npos) << m.mime;
+    got.insert(m.folder + ": " + m.mime.substr(at + 10, m.mime.find_first_of("\r\n", at + 10) - at - 10));
+  }
+  EXPECT_EQ(got, (std::multiset<std::string>{"alice/Inbox: alice.pst 0", "alice/Inbox: alice.pst 1",
+                                             "alice/Inbox: alice.pst 2", "bob.ost/Inbox: bob.ost 0",
+                                             "bob.pst/Inbox: bob.pst 0", "bob.pst/Inbox: bob.pst 1"}));
+
+  // --folder selects by the paths under the files' names.
+  std::filesystem::remove(P("psts/notes.txt"));
+  r = RunMbxmerge({"merge", "--from", P("psts"), "--into", "mboxdir:" + P("bob"), "--folder",
+                   "bob.*/*", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(ReadAll("mboxdir:" + P("bob")).size(), 3u);
+
+  // A folder of PSTs is a source only.
+  r = RunMbxmerge({"merge", "--from", P("alice.pst.mbox"), "--into", "pstdir:" + P("psts")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("source only"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace mbx

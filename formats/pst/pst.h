@@ -1,5 +1,10 @@
-// \brief Outlook PST/OST source over libpff: folders of the information store,
-// messages copied out as MapiMessage (mapi.h) and rendered as MIME on demand.
+// \brief Outlook PST/OST source: folders of the information store, messages
+// copied out as MapiMessage (mapi.h) and rendered as MIME on demand.
+//
+// Two readers: our own NDB/LTP reader (native_store.h) for Unicode PSTs and
+// OSTs, 4 KiB-page ones included, and libpff for ANSI files, deleted-item
+// recovery and any message ours cannot read (PstReader). Both give the same
+// folders, messages and properties (tests/pst_roundtrip_test.cc).
 //
 // The root of the mailbox is the top of the information store (the IPM
 // subtree, "Top of Personal Folders"). Special folders map by role, as
@@ -8,8 +13,8 @@
 // Drafts -> "Drafts", Junk E-mail -> "Junk"; roles come from the store's and
 // root folder's entry IDs, English names as a fallback. Search folders are
 // skipped. libpff is touched only from the thread calling Next() and
-// ListFolders(): every message is copied out in Next(), so its ToMime() runs
-// on any thread.
+// ListFolders() (read-ahead helpers open handles of their own): every message
+// is copied out in Next(), so its ToMime() runs on any thread.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +32,17 @@ namespace mbx::pst {
 // True when the file starts with the PST/OST signature "!BDN".
 bool HasPstMagic(const std::string& path);
 
+// Which reader a PST source reads through.
+enum class PstReader {
+  // Our own NDB/LTP reader (formats/pst/native_store.h) for Unicode PSTs and
+  // OSTs, 4 KiB-page ones included; libpff for the rest, and for each message
+  // ours cannot read. MBXMERGE_PST_READER=libpff in the environment makes it
+  // kLibpff.
+  kAuto,
+  kLibpff,  // libpff alone
+  kNative,  // our own reader alone: an error where it cannot open the file
+};
+
 struct PstSourceOptions {
   // Also yield each folder's associated (FAI) contents, after its messages,
   // marked Message::associated: views, rules, forms, navigation settings.
@@ -36,7 +52,12 @@ struct PstSourceOptions {
   // gone), in the folder kRecoveredFolder. Recovered folders are not offered,
   // nor items libpff cannot type; associated ones only with `associated`.
   bool recover_deleted = false;
+  // --recover-deleted always reads through libpff.
+  PstReader reader = PstReader::kAuto;
 };
+
+// True when a source opened by OpenSource() reads through our own reader.
+bool ReadsNatively(MailboxSource* source);
 
 // A PST folder's display name as one component of the source's folder paths:
 // no '/', no control bytes, never empty, "." or "..".
@@ -49,6 +70,18 @@ inline constexpr std::string_view kRecoveredFolder = "Recovered Items";
 // InvalidArgument ("'x.pst' is not a PST/OST file: ...").
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& path,
                                                   const PstSourceOptions& opts = {});
+
+// A folder of PST/OST files (ExMerge's one file per mailbox) as one source:
+// the files in name order, one open at a time, each file's folders under a
+// folder named after it ("alice.pst": its Inbox is "alice/Inbox", its Sent
+// Items "alice/Sent"). A file that is not a PST, or cannot be opened, is one
+// failed item naming it, and the other files are still read. Subdirectories
+// are not read. InvalidArgument when `dir` holds no PST/OST file.
+Result<std::unique_ptr<MailboxSource>> OpenFolderSource(const std::string& dir,
+                                                        const PstSourceOptions& opts = {});
+// True for a directory that holds PST/OST files and nothing else (no
+// subdirectories): what an unprefixed source location of that kind means.
+bool IsPstFolder(const std::string& dir);
 
 class PropertyBag;
 

@@ -1564,15 +1564,31 @@ class Dumper {
 
 }  // namespace
 
-Result<CheckReport> CheckPst(const std::string& path) {
+namespace {
+
+// The checker's rules are [MS-PST]'s, for 512-byte pages; Outlook 2013's
+// 4 KiB-page OSTs are read, not judged.
+Result<ndb::NdbReader> OpenCheckable(const std::string& path) {
   MBX_ASSIGN_OR_RETURN(ndb::NdbReader reader, ndb::NdbReader::Open(path));
+  if (reader.four_k_pages()) {
+    return Status::Unsupported("'" + path +
+                               "' is a 4 KiB-page Unicode OST (wVer 36); only 512-byte-page files "
+                               "(wVer 23) can be checked");
+  }
+  return reader;
+}
+
+}  // namespace
+
+Result<CheckReport> CheckPst(const std::string& path) {
+  MBX_ASSIGN_OR_RETURN(ndb::NdbReader reader, OpenCheckable(path));
   CheckReport report;
   Checker(reader, report).Run();
   return report;
 }
 
 Result<std::string> DumpStructure(const std::string& path, bool mask_volatile) {
-  MBX_ASSIGN_OR_RETURN(ndb::NdbReader reader, ndb::NdbReader::Open(path));
+  MBX_ASSIGN_OR_RETURN(ndb::NdbReader reader, OpenCheckable(path));
   MBX_RETURN_IF_ERROR(reader.LoadTrees());
   if (reader.crypt() == disk::CryptMethod::kCyclic) {
     return Status::Unsupported(path + ": cyclic block encoding is not supported");

@@ -464,9 +464,11 @@ Result<Table> ReadTableContext(const Heap& heap, const NodeContext& ctx) {
     }
   }
   if (!index.empty() && row_size == 0) return Status::Corruption("table has rows of size 0");
-  const size_t per_block = t.rows_where == Storage::kSubnode
-                               ? disk::kMaxBlockPayload / std::max<size_t>(row_size, 1)
-                               : SIZE_MAX;
+  // Rows never straddle blocks: each block holds as many as its largest payload fits.
+  const size_t max_payload =
+      ctx.ndb != nullptr ? ctx.ndb->max_block_payload() : disk::kMaxBlockPayload;
+  const size_t per_block =
+      t.rows_where == Storage::kSubnode ? max_payload / std::max<size_t>(row_size, 1) : SIZE_MAX;
   size_t capacity = 0;
   for (const auto& b : blocks) {
     if (row_size > 0) capacity += std::min(per_block, b.size() / row_size);

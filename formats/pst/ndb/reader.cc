@@ -1,5 +1,7 @@
 #include "formats/pst/ndb/reader.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -21,6 +23,44 @@ std::string Hex(uint64_t v) {
 }
 
 const uint8_t* U8(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+// The 4 KiB-page layout of Outlook 2013's OSTs (wVer 36), which [MS-PST] does
+// not describe; libpff's format notes and the files themselves do. A BTPAGE
+// is 4096 bytes: 4056 bytes of entries, then cEnt and cEntMax as 16-bit
+// values, cbEnt, cLevel, and a 24-byte page trailer at 4072. BBT leaf
+// entries carry the inflated size after cb and move cRef to offset 20.
+// Blocks are 512-aligned with a 24-byte trailer; a block whose cb is below
+// its inflated size is zlib-compressed.
+namespace fourk {
+constexpr size_t kPageSize = 4096;
+constexpr size_t kEntryBytes = 4056;
+constexpr size_t kCEnt = 4056;
+constexpr size_t kCLevel = 4061;
+constexpr size_t kType = 4072;
+constexpr size_t kBlockTrailerSize = 24;
+constexpr size_t kBlockAlign = 512;
+constexpr size_t kMaxBlockPayload = 65512;  // 64 KiB - trailer
+}  // namespace fourk
+
+// Inflates a zlib stream that must come to exactly `size` bytes.
+Result<std::string> Inflate(std::string_view in, size_t size) {
+  std::string out(size, '\0');
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return Status::IOError("zlib: inflateInit failed (out of memory)");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&z, Z_FINISH);
+  const size_t got = z.total_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END || got != size) {
+    return Status::Corruption("compressed block does not inflate to its " + std::to_string(size) +
+                              " bytes (zlib " + std::to_string(rc) + ", " + std::to_string(got) +
+                              " bytes)");
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -58,12 +98,7 @@ Result<NdbReader> NdbReader::Open(const std::string& path) {
                                std::to_string(ver) +
                                "); only Unicode files (wVer 23) are supported");
   }
-  if (ver == 36) {
-    return Status::Unsupported("'" + path +
-                               "' is a 4 KiB-page Unicode OST (wVer 36); only 512-byte-page files "
-                               "(wVer 23) are supported");
-  }
-  if (ver < 21 || ver > 23) {
+  if ((ver < 21 || ver > 23) && ver != kVer4kPages) {
     return Status::Unsupported("'" + path + "': unknown PST version wVer " + std::to_string(ver));
   }
   if (d.size() < disk::kHeaderSize) {
@@ -135,7 +170,8 @@ Status NdbReader::Walk(Tree tree, const Bref& ref, int expected_level,
     return Problem(observer, loc,
                    "B-tree deeper than " + std::to_string(kMaxTreeDepth) + " levels");
   }
-  const std::string_view bytes = Bytes(ref.ib, disk::kPageSize);
+  const bool fourk = four_k_pages();
+  const std::string_view bytes = Bytes(ref.ib, fourk ? fourk::kPageSize : disk::kPageSize);
   if (bytes.empty()) {
     return Problem(
         observer, loc,
@@ -149,14 +185,15 @@ Status NdbReader::Walk(Tree tree, const Bref& ref, int expected_level,
   const uint8_t* p = U8(bytes);
   const uint8_t want_type =
       static_cast<uint8_t>(tree == Tree::kNbt ? disk::PageType::kNbt : disk::PageType::kBbt);
-  if (p[disk::page::kType] != want_type) {
+  const uint8_t ptype = p[fourk ? fourk::kType : disk::page::kType];
+  if (ptype != want_type) {
     char msg[96];
     std::snprintf(msg, sizeof msg,
-                  "ptype 0x%02x where a %s page (0x%02x) was expected; subtree skipped",
-                  p[disk::page::kType], TreeName(tree), want_type);
+                  "ptype 0x%02x where a %s page (0x%02x) was expected; subtree skipped", ptype,
+                  TreeName(tree), want_type);
     return Problem(observer, loc, msg);
   }
-  const int level = p[disk::page::kCLevel];
+  const int level = p[fourk ? fourk::kCLevel : disk::page::kCLevel];
   loc = PageLocation(ref.ib, tree, level);
   if (level > kMaxTreeDepth) {
     return Problem(observer, loc,
@@ -170,14 +207,14 @@ Status NdbReader::Walk(Tree tree, const Bref& ref, int expected_level,
     // A level at or above the parent's could loop; below it the walk stays bounded.
     if (level > expected_level) return Status::Ok();
   }
-  if (observer != nullptr) {
+  if (observer != nullptr && !fourk) {
     observer->OnPage({tree, ref.ib, ref.bid, depth, expected_level, parent_key, p});
   }
   const size_t entry_size = level > 0            ? disk::kBtEntrySize
                             : tree == Tree::kNbt ? disk::kNbtLeafEntrySize
                                                  : disk::kBbtLeafEntrySize;
-  const size_t max_entries = disk::kBtPageEntryBytes / entry_size;
-  size_t count = p[disk::page::kCEnt];
+  const size_t max_entries = (fourk ? fourk::kEntryBytes : disk::kBtPageEntryBytes) / entry_size;
+  size_t count = fourk ? Get16(p + fourk::kCEnt) : p[disk::page::kCEnt];
   if (count > max_entries) {
     // The observer reports cEnt against cEntMax; here only what fits is read.
     if (observer == nullptr) {
@@ -194,11 +231,17 @@ Status NdbReader::Walk(Tree tree, const Bref& ref, int expected_level,
       MBX_RETURN_IF_ERROR(Walk(tree, child, level - 1, Get64(e), depth + 1, observer, visited));
     } else if (tree == Tree::kNbt) {
       nodes_.push_back({Get64(e), Get64(e + 8), Get64(e + 16), Get32(e + 24)});
+    } else if (fourk) {
+      blocks_.push_back({Get64(e), Get64(e + 8), Get16(e + 16), Get16(e + 20), Get16(e + 18)});
     } else {
       blocks_.push_back({Get64(e), Get64(e + 8), Get16(e + 16), Get16(e + 18)});
     }
   }
   return Status::Ok();
+}
+
+size_t NdbReader::max_block_payload() const {
+  return four_k_pages() ? fourk::kMaxBlockPayload : disk::kMaxBlockPayload;
 }
 
 const NodeEntry* NdbReader::FindNode(uint64_t nid) const {
@@ -220,18 +263,24 @@ Result<RawBlock> NdbReader::ReadBlockRaw(uint64_t bid) const {
   if (e == nullptr) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + " is not in the block B-tree");
   }
-  if (e->cb > disk::kMaxBlockPayload) {
+  const bool fourk = four_k_pages();
+  const size_t max_payload = max_block_payload();
+  if (e->cb > max_payload) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + " claims " + std::to_string(e->cb) +
-                              " bytes (max " + std::to_string(disk::kMaxBlockPayload) + ")");
+                              " bytes (max " + std::to_string(max_payload) + ")");
   }
   RawBlock raw;
   raw.entry = *e;
-  raw.stored = Bytes(e->ib, disk::BlockStoredSize(e->cb));
+  const size_t stored = fourk ? (e->cb + fourk::kBlockTrailerSize + fourk::kBlockAlign - 1) /
+                                    fourk::kBlockAlign * fourk::kBlockAlign
+                              : disk::BlockStoredSize(e->cb);
+  raw.stored = Bytes(e->ib, stored);
   if (raw.stored.empty()) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + " @" + Hex(e->ib) +
                               " lies outside the file");
   }
-  const uint8_t* t = U8(raw.stored) + raw.stored.size() - disk::kBlockTrailerSize;
+  const uint8_t* t = U8(raw.stored) + raw.stored.size() -
+                     (fourk ? fourk::kBlockTrailerSize : disk::kBlockTrailerSize);
   raw.trailer_cb = Get16(t);
   raw.trailer_sig = Get16(t + 2);
   raw.trailer_crc = Get32(t + 4);
@@ -248,7 +297,21 @@ Result<std::string> NdbReader::ReadBlock(uint64_t bid) const {
     }
     disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(data.data()), data.size(), raw.entry.bid);
   }
+  if (four_k_pages() && raw.entry.cb_inflated > raw.entry.cb) {
+    auto inflated = Inflate(data, raw.entry.cb_inflated);
+    if (!inflated.ok()) return inflated.status().WithContext(path_ + ": block " + Hex(bid));
+    return inflated;
+  }
   return data;
+}
+
+Result<std::string_view> NdbReader::InternalBlock(uint64_t bid, std::string* inflated) const {
+  MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(bid));
+  if (!four_k_pages() || raw.entry.cb_inflated <= raw.entry.cb) return raw.data();
+  auto r = Inflate(raw.data(), raw.entry.cb_inflated);
+  if (!r.ok()) return r.status().WithContext(path_ + ": block " + Hex(bid));
+  *inflated = std::move(r).value();
+  return std::string_view(*inflated);
 }
 
 namespace {
@@ -272,8 +335,8 @@ Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
   // XXBLOCK -> XBLOCK -> data: depth is fixed by cLevel, so no cycle can loop.
   auto read_x = [this](uint64_t xbid, uint8_t want_level,
                        std::vector<uint64_t>& children) -> Result<XHeader> {
-    MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(xbid));
-    const std::string_view d = raw.data();
+    std::string inflated;
+    MBX_ASSIGN_OR_RETURN(const std::string_view d, InternalBlock(xbid, &inflated));
     if (d.size() < 8) {
       return Status::Corruption(path_ + ": block " + Hex(xbid) +
                                 ": internal block shorter than 8 bytes");
@@ -293,23 +356,26 @@ Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
     for (size_t i = 0; i < x.count; ++i) children.push_back(Get64(U8(d) + 8 + 8 * i));
     return x;
   };
-  MBX_ASSIGN_OR_RETURN(auto raw, ReadBlockRaw(bid));
-  if (raw.data().size() < 2) {
+  std::string root_inflated;
+  MBX_ASSIGN_OR_RETURN(const std::string_view root_block, InternalBlock(bid, &root_inflated));
+  if (root_block.size() < 2) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + ": empty internal block");
   }
-  const uint8_t root_level = U8(raw.data())[1];
+  const uint8_t root_level = U8(root_block)[1];
   if (root_level != 1 && root_level != 2) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + ": data tree root has cLevel " +
                               std::to_string(root_level));
   }
   std::vector<uint64_t> top;
   MBX_ASSIGN_OR_RETURN(XHeader root, read_x(bid, root_level, top));
-  // Blocks are stored, never compressed: a tree claiming more bytes than the
-  // file holds can only list blocks over and over (an XXBLOCK so reaches 8 GB).
-  if (root.total > file_size()) {
+  // Blocks are stored, never compressed (except in 4 KiB-page files, where
+  // zlib gains at most ~1000x): a tree claiming more bytes than that can only
+  // list blocks over and over (an XXBLOCK so reaches 8 GB).
+  const uint64_t max_total = four_k_pages() ? file_size() * 1032 : file_size();
+  if (root.total > max_total) {
     return Status::Corruption(path_ + ": data tree " + Hex(bid) + ": lcbTotal " +
-                              std::to_string(root.total) + " exceeds the file size " +
-                              std::to_string(file_size()));
+                              std::to_string(root.total) + " exceeds what the file (" +
+                              std::to_string(file_size()) + " bytes) can hold");
   }
   std::vector<uint64_t> leaves;
   if (root_level == 2) {
@@ -354,8 +420,8 @@ Result<std::vector<SubnodeEntry>> NdbReader::ReadSubnodes(uint64_t bid_sub) cons
       return Status::Corruption(path_ + ": subnode block " + Hex(sbid) +
                                 " is not an internal block (SLBLOCK/SIBLOCK)");
     }
-    MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(sbid));
-    const std::string_view d = raw.data();
+    std::string inflated;
+    MBX_ASSIGN_OR_RETURN(const std::string_view d, InternalBlock(sbid, &inflated));
     if (d.size() < 8) {
       return Status::Corruption(path_ + ": block " + Hex(sbid) +
                                 ": internal block shorter than 8 bytes");

@@ -65,9 +65,12 @@ struct BlockEntry {
   uint64_t ib = 0;
   uint16_t cb = 0;
   uint16_t cref = 0;
+  // The payload's size after zlib inflation: 4 KiB-page files only, where
+  // blocks may be stored compressed (cb < cb_inflated); 0 elsewhere.
+  uint16_t cb_inflated = 0;
 };
 
-// A block as stored: the BBT entry, the whole 64-aligned extent and its trailer.
+// A block as stored: the BBT entry, the whole aligned extent and its trailer.
 struct RawBlock {
   BlockEntry entry;
   std::string_view stored;  // BlockStoredSize(entry.cb) bytes at entry.ib
@@ -116,8 +119,11 @@ std::string PageLocation(uint64_t ib, Tree tree, int level);
 
 class NdbReader {
  public:
-  // Maps the file and parses the header. Unsupported for ANSI (wVer 14/15) and
-  // 4 KiB-page (wVer 36) files; Corruption when it is not a PST at all.
+  // Maps the file and parses the header. Unsupported for ANSI (wVer 14/15)
+  // files; Corruption when it is not a PST at all. 4 KiB-page OSTs (wVer 36,
+  // Outlook 2013 and later) are read: their pages are 4096 bytes, blocks
+  // 512-aligned with a 24-byte trailer and possibly zlib-compressed. The
+  // TreeObserver and the checker know only 512-byte pages.
   static Result<NdbReader> Open(const std::string& path);
 
   NdbReader(NdbReader&&) = default;
@@ -129,6 +135,10 @@ class NdbReader {
   // The raw file bytes [ib, ib + n), or empty when outside the file.
   std::string_view Bytes(uint64_t ib, uint64_t n) const;
   disk::CryptMethod crypt() const { return static_cast<disk::CryptMethod>(header_.crypt_method); }
+  bool four_k_pages() const { return header_.ver == kVer4kPages; }
+  static constexpr uint16_t kVer4kPages = 36;
+  // The largest data block payload: 8,176 bytes, or 65,512 with 4 KiB pages.
+  size_t max_block_payload() const;
 
   // Walks both B-trees into sorted entry vectors. Without an observer the first
   // problem is an error; with one, problems go to the observer, the affected
@@ -156,6 +166,9 @@ class NdbReader {
   Status Walk(Tree tree, const Bref& ref, int expected_level, std::optional<uint64_t> parent_key,
               int depth, TreeObserver* observer, std::set<uint64_t>& visited);
   Status Problem(TreeObserver* observer, std::string location, std::string message);
+  // An internal block's payload: a view of the mapping, or of *inflated
+  // when it is stored compressed.
+  Result<std::string_view> InternalBlock(uint64_t bid, std::string* inflated) const;
 
   std::string path_;
   fs::MappedFile file_;
