@@ -1,5 +1,6 @@
 // mbxmerge command line: parse flags, open mailboxes, call the engine, print.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -670,6 +671,12 @@ void AddMergeFlags(CLI::App* cmd, MergeArgs& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // An mboxdir target keeps one mbox open per folder (a folder of PSTs can
+  // have thousands): use all the file descriptors the hard limit allows.
+  if (struct rlimit rl {}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   CLI::App app{
       "mbxmerge: merge mailboxes with no duplicates and nothing lost.\n"
       "Mailbox locations: FILE.mbox or mbox:PATH (one mbox file), maildir:DIR (Maildir++),\n"

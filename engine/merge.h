@@ -46,11 +46,12 @@ struct MergeOptions {
   // Folders the target already has, so "projects" in the target takes
   // "Projects" from a source (folder names match case-insensitively).
   std::vector<std::string> existing_target_folders;
-  // Durability batches: Flush() after this many messages or bytes.
+  // Durability batches: Flush() after this many messages or bytes. A sink
+  // buffers a batch (an mbox's grows by doubling, so twice this at worst).
   size_t batch_messages = 1000;
-  size_t batch_bytes = 64u << 20;
+  size_t batch_bytes = 32u << 20;
   // Back-pressure: at most this many message bytes between reader and committer.
-  size_t max_inflight_bytes = 96u << 20;
+  size_t max_inflight_bytes = 64u << 20;
   // Set from a signal handler to stop after the messages in flight.
   const std::atomic<bool>* cancel = nullptr;
   // Called by the committer after each message: (messages done, bytes done).

@@ -9,6 +9,9 @@ Result<std::string_view> Message::Mime() const {
     auto r = native->ToMime();
     if (!r.ok()) return r.status().WithContext(origin);
     converted_ = std::move(r).value();
+    // Rendered by appending, so up to twice its size in capacity: it waits in
+    // the pipeline, whose memory budget counts its size.
+    converted_.shrink_to_fit();
   }
   return std::string_view(converted_);
 }

@@ -399,10 +399,12 @@ TEST_F(PstTest, FolderFilterSkipsUnselectedFolders) {
 
 // What a source yields, message by message, as a comparable text.
 std::vector<std::string> ReadEverything(const std::string& file, int threads, bool associated,
-                                        const std::function<bool(std::string_view)>& want = {}) {
+                                        const std::function<bool(std::string_view)>& want = {},
+                                        pst::PstReader reader = pst::PstReader::kAuto) {
   std::vector<std::string> out;
   pst::PstSourceOptions opts;
   opts.associated = associated;
+  opts.reader = reader;
   auto src = pst::OpenSource(file, opts);
   EXPECT_TRUE(src.ok()) << src.status().ToString();
   if (!src.ok()) return out;
@@ -426,9 +428,10 @@ std::vector<std::string> ReadEverything(const std::string& file, int threads, bo
   return out;
 }
 
-// --jobs > 1: helper threads read ahead through libpff handles of their own.
-// The messages, their order and everything about them are the same as one
-// thread reading, folder filter and associated contents included.
+// --jobs > 1: helper threads read ahead (sharing our reader, or through
+// libpff handles of their own). The messages, their order and everything about
+// them are the same as one thread reading, folder filter and associated
+// contents included, whichever reader reads.
 TEST(PstReadAheadTest, HelpersYieldExactlyWhatOneReaderYields) {
   TempDir tmp;
   auto gen = testing::RunMbxgen({"mailbox", "--format", "mboxdir", "--out", tmp / "src",
@@ -442,13 +445,19 @@ TEST(PstReadAheadTest, HelpersYieldExactlyWhatOneReaderYields) {
   {
     const auto one = ReadEverything(files.front(), 1, false);
     EXPECT_EQ(one.size(), 300u);
-    EXPECT_EQ(ReadEverything(files.front(), 2, false), one);
-    EXPECT_EQ(ReadEverything(files.front(), 3, false), one);
+    for (pst::PstReader reader : {pst::PstReader::kNative, pst::PstReader::kLibpff}) {
+      SCOPED_TRACE(reader == pst::PstReader::kNative ? "our reader" : "libpff");
+      EXPECT_EQ(ReadEverything(files.front(), 1, false, {}, reader), one);
+      EXPECT_EQ(ReadEverything(files.front(), 2, false, {}, reader), one);
+      EXPECT_EQ(ReadEverything(files.front(), 3, false, {}, reader), one);
+    }
   }
   // With their associated contents too (the OSTs have over 64 items each).
   for (const std::string& file : files) {
     SCOPED_TRACE(file);
-    EXPECT_EQ(ReadEverything(file, 2, true), ReadEverything(file, 1, true));
+    const auto one = ReadEverything(file, 1, true);
+    EXPECT_EQ(ReadEverything(file, 2, true), one);
+    EXPECT_EQ(ReadEverything(file, 2, true, {}, pst::PstReader::kLibpff), one);
   }
   // A folder filter: only what it selects, in the same order.
   std::vector<std::string> folders;

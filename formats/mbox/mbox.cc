@@ -580,7 +580,9 @@ class MboxSink : public FileSink {
     }
     MBX_CRASH_POINT("mbox.append.after-fsync");
     prepared_ = separator_.size() + staged_.size();
-    staged_.clear();
+    // Released, not kept for the next batch: an mboxdir target holds one sink
+    // per folder, and a thousand idle batch buffers would be most of its memory.
+    std::string().swap(staged_);
     return Status::Ok();
   }
 

@@ -425,11 +425,26 @@ class MapiNative : public NativeMessage {
   const std::shared_ptr<const PropertyBag>& folder() const { return folder_; }
 
  private:
-  // Attachments dominate; MIME's base64 adds a third.
+  // What the message holds in memory until it is committed: its property
+  // bags (map nodes and values), the attachments, and the MIME rendered from
+  // them (base64 adds a third). The pipeline's in-flight budget counts this,
+  // so it must not undercount: a calendar item is mostly properties.
+  static size_t BagSize(const PropertyBag& bag) {
+    size_t n = 0;
+    for (const auto& [id, v] : bag.all()) {
+      n += 96 + v.data.size() + (v.name ? 64 + v.name->name.size() : 0);
+      for (const auto& x : v.values) n += 32 + x.size();
+    }
+    return n;
+  }
   static size_t EstimateSize(const MapiMessage& m) {
-    size_t n = 4096;
-    for (const auto& a : m.attachments)
-      n += a.data.size() * 4 / 3 + (a.embedded ? EstimateSize(*a.embedded) : 0);
+    // The bodies are there twice: as properties and in the MIME.
+    size_t n = 4096 + 2 * BagSize(m.props);
+    for (const auto& r : m.recipients) n += BagSize(r);
+    for (const auto& a : m.attachments) {
+      n += BagSize(a.props) + a.data.size() + a.data.size() * 4 / 3 +
+           (a.embedded ? EstimateSize(*a.embedded) : 0);
+    }
     return n;
   }
   MapiMessage m_;

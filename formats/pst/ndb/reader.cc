@@ -275,6 +275,13 @@ Result<RawBlock> NdbReader::ReadBlockRaw(uint64_t bid) const {
                                     fourk::kBlockAlign * fourk::kBlockAlign
                               : disk::BlockStoredSize(e->cb);
   raw.stored = Bytes(e->ib, stored);
+  // Every 16 MiB read, the pages read so far leave our resident set. Other
+  // threads may be reading: they fault their pages back in from the cache.
+  constexpr uint64_t kDropEvery = 16 << 20;
+  if (read_since_drop_->fetch_add(stored) + stored >= kDropEvery) {
+    read_since_drop_->store(0);
+    file_.DontNeed(0, file_size());
+  }
   if (raw.stored.empty()) {
     return Status::Corruption(path_ + ": block " + Hex(bid) + " @" + Hex(e->ib) +
                               " lies outside the file");

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -172,6 +174,11 @@ class NdbReader {
 
   std::string path_;
   fs::MappedFile file_;
+  // Bytes of blocks read since the mapping's pages were last dropped from
+  // our resident set (they stay in the page cache): reading a 10 GiB PST
+  // must not make it 10 GiB of our RSS. Shared: the reader is movable.
+  std::shared_ptr<std::atomic<uint64_t>> read_since_drop_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
   Header header_;
   std::vector<NodeEntry> nodes_;
   std::vector<BlockEntry> blocks_;
