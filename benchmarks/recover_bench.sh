@@ -89,7 +89,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(($(date +%s) - started))
 
 # Medians over the measured rounds, a table and the plot.
-python3 - "$RAW" "$WORK/plot.svg" >"$WORK/section.md" <<'EOF'
+python3 - "$RAW" "$WORK/plot.tsv" >"$WORK/section.md" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
@@ -114,36 +114,17 @@ for s in sizes:
         print("| %d | %d | %.2f | %.0f | %.1f | %.1f | %s | %s |" % (
             s, j, secs, msgs / secs, byts / secs / 2**20, max(r[1] for r in runs) / 1024,
             "**yes**" if ok else "**NO**", speed))
-# SVG: messages/s by mailbox size, one line per job count.
-W, H, L, B = 560, 320, 70, 50
-ymax = max(rate.values()) * 1.15 if rate else 1
-def x(i): return L + (W - L - 20) * (i + 0.5) / max(1, len(sizes))
-def y(v): return H - B - (H - B - 20) * v / ymax
-out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
-       '<rect width="100%" height="100%" fill="white"/>',
-       '<text x="%d" y="14" text-anchor="middle">mbxmerge recover of a generated store: messages/s by mailbox size and --jobs</text>' % (W // 2),
-       '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (L, H - B, W - 10, H - B),
-       '<line x1="%d" y1="20" x2="%d" y2="%d" stroke="black"/>' % (L, L, H - B)]
-for k in range(5):
-    v = ymax * k / 4
-    out.append('<text x="%d" y="%.0f" text-anchor="end">%.0f</text>' % (L - 6, y(v) + 4, v))
-    out.append('<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#ddd"/>' % (L, y(v), W - 10, y(v)))
-for i, s in enumerate(sizes):
-    out.append('<text x="%.0f" y="%d" text-anchor="middle">%d</text>' % (x(i), H - B + 18, s))
-out.append('<text x="%d" y="%d" text-anchor="middle">messages per mailbox</text>' % ((W + L) // 2, H - 10))
-out.append('<text x="16" y="%d" transform="rotate(-90 16 %d)" text-anchor="middle">messages/s</text>' % (H // 2, H // 2))
-for j, color in ((1, "#1f77b4"), (2, "#d62728")):
-    pts = [(x(i), y(rate[(s, j)])) for i, s in enumerate(sizes) if (s, j) in rate]
-    if pts:
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (color, " ".join("%.0f,%.0f" % p for p in pts)))
-        for px, py in pts:
-            out.append('<circle cx="%.0f" cy="%.0f" r="4" fill="%s"/>' % (px, py, color))
-        out.append('<text x="%d" y="%d" fill="%s">--jobs %d</text>' % (W - 90, 30 + 16 * j, color, j))
-out.append("</svg>")
-open(sys.argv[2], "w").write("\n".join(out) + "\n")
+# The plot's data: messages/s by mailbox size, one line per job count.
+with open(sys.argv[2], "w") as f:
+    for j in (1, 2):
+        for s in sizes:
+            if (s, j) in rate:
+                f.write("--jobs %d\t%d\t%.1f\n" % (j, s, rate[(s, j)]))
 EOF
 
-cp "$WORK/plot.svg" "$ROOT/benchmarks/recover_jobs.svg"
+python3 "$ROOT/benchmarks/plot.py" "$ROOT/benchmarks/recover_jobs.svg" \
+  "mbxmerge recover of a generated store: messages/s by mailbox size and --jobs" \
+  "messages per mailbox" "messages/s" "$WORK/plot.tsv"
 {
   echo
   echo "## (e) recover of a $USERS-user store: --jobs 1 vs --jobs 2"

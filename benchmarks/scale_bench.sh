@@ -101,6 +101,13 @@ fi
 elapsed=$(($(date +%s) - started))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# The plot: messages/s by mailbox size (the pairs; the big mailbox's messages are 10x larger).
+awk -F'\t' -v jobs="$JOBS" '$1 != "big" { printf "--jobs %s\t%d\t%.1f\n", jobs, $1, $2 / $4 }' "$ROWS" \
+  >"$WORK/plot.tsv"
+python3 "$ROOT/benchmarks/plot.py" "$ROOT/benchmarks/scale.svg" \
+  "mbxmerge: two mboxes with dedupe into a new mbox, messages/s by size" \
+  "messages (both mboxes)" "messages/s" "$WORK/plot.tsv"
+
 section=$(
   cat <<EOF
 ## (g) Throughput and memory by mailbox size
@@ -128,6 +135,8 @@ EOF
   echo
   awk -F'\t' '$1 != "big" { r = $2 / $4; if (min == "" || r < min) min = r; if (r > max) max = r }
     END { if (max > 0) printf "Spread of messages/s across the sizes: the slowest is %.0f%% of the fastest.\n", 100 * min / max }' "$ROWS"
+  echo
+  echo "![messages/s by mailbox size](scale.svg)"
 )
 
 python3 - "$OUT" "$section" <<'PY'

@@ -141,9 +141,9 @@ std::vector<uint32_t> Store::Children(uint32_t folder, uint32_t nid_type) const 
 // The same values the libpff path stores (pst.cc ReadRecordSet): strings as
 // UTF-8 without trailing NULs, multi-valued binaries split, everything else
 // as stored; the attachment contents are read separately.
-PropertyBag Store::ToBag(const std::vector<ltp::Property>& props) const {
+PropertyBag Store::ToBag(std::vector<ltp::Property>&& props) const {
   PropertyBag bag;
-  for (const ltp::Property& p : props) {
+  for (ltp::Property& p : props) {
     if (p.id == kPidAttachDataObject) continue;
     PropValue v;
     v.type = p.type;
@@ -162,7 +162,7 @@ PropertyBag Store::ToBag(const std::vector<ltp::Property>& props) const {
       if (!values.ok()) continue;
       v.values = std::move(values).value();
     } else {
-      v.data = p.value;
+      v.data = std::move(p.value);
     }
     bag.Set(p.id, std::move(v));
   }
@@ -174,7 +174,7 @@ Result<PropertyBag> Store::ReadProps(uint32_t nid) const {
   if (e == nullptr) return Status::NotFound("node " + Hex(nid) + " is not in the node B-tree");
   MBX_ASSIGN_OR_RETURN(Node node, OpenNode(ndb_, e->bid_data, e->bid_sub));
   MBX_ASSIGN_OR_RETURN(auto props, ltp::ReadPropertyContext(node.heap, node.ctx));
-  return ToBag(props);
+  return ToBag(std::move(props));
 }
 
 Result<MapiMessage> Store::ReadMessage(uint32_t nid) const {
@@ -188,7 +188,7 @@ Result<MapiMessage> Store::ReadObject(uint64_t bid_data, uint64_t bid_sub, int d
   auto pc = ltp::ReadPropertyContext(node.heap, node.ctx);
   if (!pc.ok()) return pc.status().WithContext("its properties");
   MapiMessage m;
-  m.props = ToBag(*pc);
+  m.props = ToBag(std::move(*pc));
 
   auto read_table = [&](const ndb::SubnodeEntry& sub, const char* what) -> Result<ltp::Table> {
     auto table_node = OpenNode(ndb_, sub.bid_data, sub.bid_sub);
@@ -229,11 +229,16 @@ Result<MapiMessage> Store::ReadObject(uint64_t bid_data, uint64_t bid_sub, int d
       auto props = ltp::ReadPropertyContext(att->heap, att->ctx);
       if (!props.ok()) return props.status().WithContext(which);
       MapiAttachment a;
-      a.props = ToBag(*props);
-      if (const ltp::Property* data = ltp::FindProperty(*props, kPidAttachDataObject)) {
+      // The contents are not a property of the bag: taken out first, not copied.
+      std::optional<ltp::Property> contents;
+      for (ltp::Property& p : *props) {
+        if (p.id == kPidAttachDataObject) contents = std::move(p);
+      }
+      a.props = ToBag(std::move(*props));
+      if (const ltp::Property* data = contents ? &*contents : nullptr) {
         const int64_t method = a.props.Int(kPidAttachMethod).value_or(0);
         if (data->type == kPtBinary) {
-          a.data = data->value;
+          a.data = std::move(contents->value);
         } else if (data->type == disk::kPtypObject && data->value.size() >= 4 &&
                    (method == kAttachEmbeddedMessage || method == kAttachOle)) {
           const uint32_t object_nid = Get32(reinterpret_cast<const uint8_t*>(data->value.data()));

@@ -48,7 +48,8 @@ class Store {
  private:
   explicit Store(ndb::NdbReader ndb) : ndb_(std::move(ndb)) {}
   Result<MapiMessage> ReadObject(uint64_t bid_data, uint64_t bid_sub, int depth) const;
-  PropertyBag ToBag(const std::vector<ltp::Property>& props) const;
+  // Moves the values out of `props`.
+  PropertyBag ToBag(std::vector<ltp::Property>&& props) const;
 
   ndb::NdbReader ndb_;
   // Named property names by id - 0x8000 (the map's wPropIdx).

@@ -278,6 +278,7 @@ Result<std::string> ResolveHnid(const Heap& heap, const NodeContext& ctx, uint32
     return Status::Corruption("HNID " + Hex(hnid) + ": no reader to resolve subnodes");
   }
   MBX_ASSIGN_OR_RETURN(ndb::NodeData d, ctx.ndb->ReadData(sub->bid_data));
+  if (d.blocks.size() == 1) return std::move(d.blocks.front().data);  // no second copy
   return d.Concat();
 }
 
