@@ -28,21 +28,9 @@ OUT=${OUT:-$ROOT/benchmarks/RESULTS.md}
 WORK=${WORK:-$ROOT/benchmarks/work/scale}
 COUNT=$ROOT/benchmarks/count_ids.sh
 
-log() { printf '[scale-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-[[ -x /usr/bin/time ]] || die "/usr/bin/time not found: install the Debian package 'time'"
-
-if [[ ${NO_BUILD:-0} != 1 ]]; then
-  log "building Release in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
-    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target mbxmerge mbxgen >/dev/null
-fi
-MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
-MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
-[[ -x $MBXMERGE && -x $MBXGEN ]] || die "mbxmerge or mbxgen missing in $BUILD_DIR"
-
-rm -rf "$WORK" && mkdir -p "$WORK"
+BENCH=scale-bench
+# shellcheck source=benchmarks/common.sh
+source "$ROOT/benchmarks/common.sh"
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=$WORK/rows.tsv  # label messages bytes seconds rss_kb correct

@@ -1,0 +1,20 @@
+# Sourced by the benchmark scripts after they set ROOT, BUILD_DIR, WORK and
+# BENCH (the name their log lines carry): log/die, a Release build of mbxmerge
+# and mbxgen in BUILD_DIR (unless NO_BUILD=1 with MBXMERGE and MBXGEN given),
+# and a fresh, empty WORK.
+
+log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[[ -x /usr/bin/time ]] || die "/usr/bin/time not found: install the Debian package 'time'"
+
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+  log "building Release in $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
+    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target mbxmerge mbxgen >/dev/null
+fi
+MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
+MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
+[[ -x $MBXMERGE && -x $MBXGEN ]] || die "mbxmerge or mbxgen missing in $BUILD_DIR"
+
+rm -rf "$WORK" && mkdir -p "$WORK"
