@@ -15,12 +15,6 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-bool HasPstSuffix(std::string_view path) {
-  std::string lower(path.size() >= 4 ? path.substr(path.size() - 4) : path);
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return lower == ".pst" || lower == ".ost";
-}
-
 }  // namespace
 
 std::string_view FormatName(FormatKind kind) {
@@ -82,7 +76,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     }
   } else if (loc.exists) {
     if (fs::IsFile(loc.path)) {
-      if (pst::HasPstMagic(loc.path) || HasPstSuffix(loc.path)) {
+      if (pst::HasPstMagic(loc.path) || pst::HasPstSuffix(loc.path)) {
         loc.kind = FormatKind::kPst;
       } else if (EndsWith(loc.path, ".mbxz") || mbxz::HasZstdMagic(loc.path)) {
         loc.kind = FormatKind::kBundle;
@@ -96,7 +90,7 @@ Result<Location> ParseLocation(std::string_view spec, bool for_target) {
     } else {
       return Status::InvalidArgument("'" + loc.path + "' is neither a file nor a directory");
     }
-  } else if (HasPstSuffix(loc.path)) {
+  } else if (pst::HasPstSuffix(loc.path)) {
     loc.kind = FormatKind::kPst;
   } else if (EndsWith(loc.path, ".mbxz")) {
     loc.kind = FormatKind::kBundle;

@@ -197,33 +197,6 @@ void AppendUtf8(std::string* out, uint32_t cp) {
   }
 }
 
-// Converts `bytes` in Windows code page `codepage` to UTF-8 (Latin-1 when iconv
-// does not know the code page or the bytes are invalid in it).
-void AppendCodepage(std::string* out, std::string_view bytes, int codepage) {
-  if (bytes.empty()) return;
-  bool ascii = std::all_of(bytes.begin(), bytes.end(), [](char c) { return (c & 0x80) == 0; });
-  if (ascii || codepage == 65001) {
-    out->append(bytes);
-    return;
-  }
-  std::string name = codepage == 0 ? "CP1252" : "CP" + std::to_string(codepage);
-  iconv_t cd = iconv_open("UTF-8", name.c_str());
-  if (cd != reinterpret_cast<iconv_t>(-1)) {
-    std::string buf(bytes.size() * 4 + 16, '\0');
-    char* inp = const_cast<char*>(bytes.data());
-    size_t inleft = bytes.size();
-    char* outp = buf.data();
-    size_t outleft = buf.size();
-    size_t r = iconv(cd, &inp, &inleft, &outp, &outleft);
-    iconv_close(cd);
-    if (r != static_cast<size_t>(-1) && inleft == 0) {
-      out->append(buf.data(), buf.size() - outleft);
-      return;
-    }
-  }
-  for (unsigned char c : bytes) AppendUtf8(out, c);
-}
-
 bool IsSkippedDestination(std::string_view word) {
   static constexpr std::string_view kDest[] = {"fonttbl",    "colortbl",
                                                "stylesheet", "info",
@@ -467,6 +440,31 @@ class RtfDecoder {
 };
 
 }  // namespace
+
+void AppendCodepage(std::string* out, std::string_view bytes, int codepage) {
+  if (bytes.empty()) return;
+  bool ascii = std::all_of(bytes.begin(), bytes.end(), [](char c) { return (c & 0x80) == 0; });
+  if (ascii || codepage == 65001) {
+    out->append(bytes);
+    return;
+  }
+  std::string name = codepage == 0 ? "CP1252" : "CP" + std::to_string(codepage);
+  iconv_t cd = iconv_open("UTF-8", name.c_str());
+  if (cd != reinterpret_cast<iconv_t>(-1)) {
+    std::string buf(bytes.size() * 4 + 16, '\0');
+    char* inp = const_cast<char*>(bytes.data());
+    size_t inleft = bytes.size();
+    char* outp = buf.data();
+    size_t outleft = buf.size();
+    size_t r = iconv(cd, &inp, &inleft, &outp, &outleft);
+    iconv_close(cd);
+    if (r != static_cast<size_t>(-1) && inleft == 0) {
+      out->append(buf.data(), buf.size() - outleft);
+      return;
+    }
+  }
+  for (unsigned char c : bytes) AppendUtf8(out, c);
+}
 
 DecodedRtf DeEncapsulateRtf(std::string_view rtf) { return RtfDecoder(rtf).Run(); }
 

@@ -29,6 +29,10 @@ std::string RenderMime(const MapiMessage& msg, bool top_level = true);
 uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL);
 std::string Hex64(uint64_t v);
 
+// Appends `bytes`, text in Windows code page `codepage` (0: 1252), as UTF-8;
+// Latin-1 when iconv does not know the code page or the bytes are invalid in it.
+void AppendCodepage(std::string* out, std::string_view bytes, int codepage);
+
 // Decompresses PR_RTF_COMPRESSED ([MS-OXRTFCP]): "LZFu" compressed or
 // "MELA" stored streams. Corruption for anything else or a truncated header.
 Result<std::string> DecompressRtf(std::string_view compressed);

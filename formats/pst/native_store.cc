@@ -4,6 +4,7 @@
 
 #include "formats/pst/disk/disk.h"
 #include "formats/pst/ltp/reader.h"
+#include "formats/pst/mapi_to_mime.h"
 
 namespace mbx::pst::native {
 namespace {
@@ -18,39 +19,11 @@ constexpr int64_t kAttachEmbeddedMessage = 5;
 constexpr int64_t kAttachOle = 6;
 constexpr int kMaxEmbeddingDepth = 16;
 
-// Windows-1252, the code page libpff assumes for 8-bit strings, to UTF-8.
-std::string Cp1252ToUtf8(std::string_view in) {
-  static constexpr uint16_t kHigh[32] = {
-      0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-      0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD, 0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    uint32_t cp = c < 0x80 ? c : c < 0xA0 ? kHigh[c - 0x80] : c;
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  return out;
-}
-
 void StripNuls(std::string& s) {
   while (!s.empty() && s.back() == '\0') s.pop_back();
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using disk::Hex;
 
 // A heap-on-node and what its HNIDs resolve against.
 struct Node {
@@ -75,10 +48,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   }
   MBX_RETURN_IF_ERROR(ndb.LoadTrees());
   std::unique_ptr<Store> store(new Store(std::move(ndb)));
-  for (const ndb::NodeEntry& e : store->ndb_.nodes()) {
-    const auto nid = static_cast<uint32_t>(e.nid);
-    if (nid != e.nid_parent) store->children_[e.nid_parent].push_back(nid);
-  }
   // The name-to-id map, decoded once: named ids index it directly.
   if (const ndb::NodeEntry* map = store->ndb_.FindNode(disk::kNidNameToIdMap)) {
     MBX_ASSIGN_OR_RETURN(Node node, OpenNode(store->ndb_, map->bid_data, map->bid_sub));
@@ -105,6 +74,12 @@ std::vector<uint32_t> Store::Children(uint32_t folder, uint32_t nid_type) const 
                               : nid_type == disk::kNidTypeAssocMessage
                                   ? disk::kNidTypeAssocContentsTable
                                   : disk::kNidTypeContentsTable;
+  // A hierarchy table also lists search folders.
+  auto wanted = [nid_type](uint32_t nid) {
+    const uint32_t type = nid & 0x1F;
+    return type == nid_type ||
+           (nid_type == disk::kNidTypeNormalFolder && type == disk::kNidTypeSearchFolder);
+  };
   std::vector<uint32_t> out;
   const ndb::NodeEntry* table = ndb_.FindNode(disk::MakeNid(table_type, folder >> 5));
   if (table != nullptr) {
@@ -117,23 +92,16 @@ std::vector<uint32_t> Store::Children(uint32_t folder, uint32_t nid_type) const 
         std::sort(rows.begin(), rows.end(),
                   [](const ltp::Row* a, const ltp::Row* b) { return a->row_index < b->row_index; });
         for (const ltp::Row* r : rows) {
-          // A hierarchy table also lists search folders.
-          const uint32_t type = r->row_id & 0x1F;
-          if (type == nid_type ||
-              (nid_type == disk::kNidTypeNormalFolder && type == disk::kNidTypeSearchFolder))
-            out.push_back(r->row_id);
+          if (wanted(r->row_id)) out.push_back(r->row_id);
         }
         return out;
       }
     }
   }
-  auto it = children_.find(folder);
-  if (it == children_.end()) return out;
-  for (uint32_t nid : it->second) {
-    const uint32_t type = nid & 0x1F;
-    if (type == nid_type ||
-        (nid_type == disk::kNidTypeNormalFolder && type == disk::kNidTypeSearchFolder))
-      out.push_back(nid);
+  // No readable table (a damaged folder): the nodes that name it as parent.
+  for (const ndb::NodeEntry& e : ndb_.nodes()) {
+    const auto nid = static_cast<uint32_t>(e.nid);
+    if (e.nid_parent == folder && nid != folder && wanted(nid)) out.push_back(nid);
   }
   return out;
 }
@@ -155,7 +123,7 @@ PropertyBag Store::ToBag(std::vector<ltp::Property>&& props) const {
       v.data = disk::Utf16leToUtf8(p.value);
       StripNuls(v.data);
     } else if (p.type == kPtString8) {
-      v.data = Cp1252ToUtf8(p.value);
+      AppendCodepage(&v.data, p.value, 1252);  // the code page libpff assumes
       StripNuls(v.data);
     } else if (p.type == kPtMvBinary) {
       auto values = ltp::DecodeMultiValue(p.type, p.value);

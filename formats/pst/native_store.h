@@ -15,7 +15,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/status.h"
@@ -54,7 +53,6 @@ class Store {
   ndb::NdbReader ndb_;
   // Named property names by id - 0x8000 (the map's wPropIdx).
   std::vector<std::optional<ltp::PropertyName>> names_;
-  std::unordered_map<uint32_t, std::vector<uint32_t>> children_;  // by parent NID
 };
 
 }  // namespace mbx::pst::native

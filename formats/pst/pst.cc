@@ -384,12 +384,11 @@ class ReadAhead {
   std::vector<std::thread> threads_;
 };
 
-// True when `path` is still the file `opened` describes (not replaced since).
-bool SameFile(const std::string& path, const struct stat& opened) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && st.st_dev == opened.st_dev &&
-         st.st_ino == opened.st_ino && st.st_size == opened.st_size &&
-         st.st_mtim.tv_sec == opened.st_mtim.tv_sec && st.st_mtim.tv_nsec == opened.st_mtim.tv_nsec;
+// True when `now` is the file `opened` described: not replaced or written since.
+bool SameFile(const struct stat& now, const struct stat& opened) {
+  return now.st_dev == opened.st_dev && now.st_ino == opened.st_ino &&
+         now.st_size == opened.st_size && now.st_mtim.tv_sec == opened.st_mtim.tv_sec &&
+         now.st_mtim.tv_nsec == opened.st_mtim.tv_nsec;
 }
 
 // A message read by node id through a libpff handle: nullopt when libpff has no such item.
@@ -405,7 +404,8 @@ std::optional<Result<MapiMessage>> ReadByIdentifier(libpff_file_t* file, uint32_
 // Each helper's own libpff handle on the file, if it is still the one opened.
 std::function<MessageReader()> LibpffReaders(const std::string& path, const struct stat& opened) {
   return [path, opened]() -> MessageReader {
-    if (!SameFile(path, opened)) return nullptr;
+    struct stat now {};
+    if (::stat(path.c_str(), &now) != 0 || !SameFile(now, opened)) return nullptr;
     std::string why;
     libpff_file_t* raw = OpenLibpff(path, &why);
     if (raw == nullptr) return nullptr;
@@ -747,9 +747,15 @@ class NativeTree : public FolderTree<uint32_t> {
     if (!props.ok()) return std::nullopt;
     return std::move(props).value();
   }
+  // Read once: the walk asks for a folder's properties several times (name,
+  // folder type, role entry IDs) and the source keeps them.
   PropertyBag Props(const uint32_t& nid) override {
-    auto props = store_.ReadProps(nid);
-    return props.ok() ? std::move(props).value() : PropertyBag();
+    auto it = props_.find(nid);
+    if (it == props_.end()) {
+      auto props = store_.ReadProps(nid);
+      it = props_.emplace(nid, props.ok() ? std::move(props).value() : PropertyBag()).first;
+    }
+    return it->second;
   }
   std::string Name(const uint32_t& nid) override { return Props(nid).StringOr(kPidDisplayName); }
   std::vector<uint32_t> SubFolders(const uint32_t& nid) override {
@@ -759,6 +765,7 @@ class NativeTree : public FolderTree<uint32_t> {
 
  private:
   const native::Store& store_;
+  std::map<uint32_t, PropertyBag> props_;
 };
 
 struct FolderEntry {
@@ -811,9 +818,7 @@ class PstSourceImpl : public MailboxSource {
                         const std::function<void(uint64_t, std::string)>& kept) override {
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) return Status::FromErrno("stat '" + path_ + "'", errno);
-    if (st.st_ino != opened_.st_ino || st.st_size != opened_.st_size ||
-        st.st_mtim.tv_sec != opened_.st_mtim.tv_sec ||
-        st.st_mtim.tv_nsec != opened_.st_mtim.tv_nsec) {
+    if (!SameFile(st, opened_)) {
       return Status::Busy("PST " + Quoted(path_) +
                           " changed since it was read (is Outlook using it?); nothing was removed");
     }
@@ -1199,6 +1204,12 @@ std::string FolderComponent(std::string name) {
   }
   if (name.empty() || name == "." || name == "..") name = "_" + name + "_";
   return name;
+}
+
+bool HasPstSuffix(std::string_view path) {
+  std::string lower(path.size() >= 4 ? path.substr(path.size() - 4) : path);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return lower == ".pst" || lower == ".ost";
 }
 
 bool HasPstMagic(const std::string& path) {

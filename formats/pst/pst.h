@@ -31,6 +31,8 @@ namespace mbx::pst {
 
 // True when the file starts with the PST/OST signature "!BDN".
 bool HasPstMagic(const std::string& path);
+// True when `path` ends in .pst or .ost, in any case.
+bool HasPstSuffix(std::string_view path);
 
 // Which reader a PST source reads through.
 enum class PstReader {

@@ -17,13 +17,6 @@ namespace {
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
-bool HasPstSuffix(std::string_view name) {
-  if (name.size() < 4) return false;
-  std::string ext(name.substr(name.size() - 4));
-  for (char& c : ext) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return ext == ".pst" || ext == ".ost";
-}
-
 struct Entry {
   std::string path;
   std::string name;  // the top folder its folders go under

@@ -1,6 +1,7 @@
 #include "formats/pst/disk/disk.h"
 
 #include <array>
+#include <cstdio>
 
 namespace mbx::pst::disk {
 namespace {
@@ -299,6 +300,12 @@ std::string Utf16leToUtf8(std::string_view s) {
     put((u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
   }
   return out;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 }  // namespace mbx::pst::disk

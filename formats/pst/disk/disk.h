@@ -278,6 +278,9 @@ size_t FixedSizeOf(uint16_t type);
 const char* PropertyTypeName(uint16_t type);
 
 // UTF-8 <-> UTF-16LE (PtypString). Invalid UTF-8 becomes U+FFFD.
+// "0x1f4": how node ids, block ids and offsets appear in messages.
+std::string Hex(uint64_t v);
+
 std::string Utf8ToUtf16le(std::string_view utf8);
 std::string Utf16leToUtf8(std::string_view utf16le);
 

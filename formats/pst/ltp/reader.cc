@@ -19,11 +19,7 @@ constexpr uint16_t kMultiValueFlag = 0x1000;
 
 const uint8_t* U8(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using disk::Hex;
 
 // Little-endian keys compare from their most significant byte.
 int CompareKeys(std::string_view a, std::string_view b) {

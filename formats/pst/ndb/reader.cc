@@ -16,11 +16,7 @@ using disk::Get64;
 // 20^8 pages would be petabytes); deeper walks are cycles or garbage.
 constexpr int kMaxTreeDepth = 8;
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using disk::Hex;
 
 const uint8_t* U8(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
