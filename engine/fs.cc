@@ -51,6 +51,20 @@ Status WriteAll(int fd, std::string_view data, const std::string& path_for_error
   return Status::Ok();
 }
 
+Result<Fd> OpenScratch(const std::string& dir) {
+  const std::string where = dir.empty() ? "." : dir;
+  int fd = -1;
+#ifdef O_TMPFILE
+  fd = ::open(where.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return Fd(fd);
+#endif
+  std::string name = Join(where, ".mbxmerge-scratch-XXXXXX");
+  fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot create a scratch file in '" + where + "'", errno);
+  ::unlink(name.c_str());
+  return Fd(fd);
+}
+
 Status FsyncFd(int fd, const std::string& path_for_errors) {
   if (::fsync(fd) != 0) return Status::FromErrno("fsync '" + path_for_errors + "'", errno);
   return Status::Ok();

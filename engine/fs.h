@@ -36,6 +36,9 @@ class Fd {
 
 Result<Fd> Open(const std::string& path, int flags, mode_t mode = 0644);
 Status WriteAll(int fd, std::string_view data, const std::string& path_for_errors);
+// An unnamed scratch file in `dir` (O_TMPFILE, or a unique name unlinked at
+// once): it takes disk space beside the output and vanishes with the process.
+Result<Fd> OpenScratch(const std::string& dir);
 Status FsyncFd(int fd, const std::string& path_for_errors);
 // fsync()s a directory so that entries created or renamed in it are durable.
 Status FsyncDir(const std::string& dir);

@@ -134,6 +134,10 @@ struct MapiAttachment {
   PropertyBag props;
   std::string data;                       // by-value contents
   std::unique_ptr<MapiMessage> embedded;  // an embedded message (PR_ATTACH_METHOD 5)
+  // The columns of the attachment table it was listed in (tags, ids below
+  // 0x8000), when known: an OST's are wider than Outlook's PST template, and
+  // a copy keeps them.
+  std::vector<uint32_t> table_columns;
 };
 
 struct MapiMessage {

@@ -429,6 +429,12 @@ bool IsLocationOrDerived(uint16_t id) {
   }
 }
 
+// Recipient columns the writer sets. A recipient's entry ID, record and
+// search keys name its address-book entry, not a place in the store: kept.
+bool IsRecipientDerived(uint16_t id) {
+  return id == 0x3000 /* PidTagRowid */ || id == 0x67F2 || id == 0x67F3;
+}
+
 // One value in the writer's form; nullopt for a type the writer does not carry.
 std::optional<ltp::Property> ConvertValue(uint16_t id, const PropValue& v) {
   if (v.type == kPtUnicode || v.type == kPtString8) return StringProp(id, v.data);
@@ -444,6 +450,26 @@ std::optional<ltp::Property> ConvertValue(uint16_t id, const PropValue& v) {
       4 + 4 * uint64_t{disk::Get32(reinterpret_cast<const uint8_t*>(v.data.data()))} <=
           v.data.size())
     return ltp::Property{id, v.type, v.data};  // count, offsets, UTF-16 values: as stored
+  if (v.type == 0x101E && v.data.size() >= 4) {
+    // 8-bit strings (an ANSI store's): each value as text, stored as UTF-16.
+    const auto* b = reinterpret_cast<const uint8_t*>(v.data.data());
+    const uint32_t n = disk::Get32(b);
+    if (4 + 4 * uint64_t{n} > v.data.size()) return std::nullopt;
+    std::vector<std::string> values;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t from = disk::Get32(b + 4 + 4 * i);
+      const uint32_t to =
+          i + 1 < n ? disk::Get32(b + 8 + 4 * i) : static_cast<uint32_t>(v.data.size());
+      if (from > to || to > v.data.size()) return std::nullopt;
+      std::string_view raw = std::string_view(v.data).substr(from, to - from);
+      while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
+      std::string text;
+      AppendCodepage(&text, raw, 0);
+      values.push_back(disk::Utf8ToUtf16le(text));
+    }
+    return ltp::Property{id, disk::kPtypMultipleString,
+                         ltp::EncodeMulti(disk::kPtypMultipleString, values)};
+  }
   const size_t element = (v.type & 0x1000) != 0 ? disk::FixedSizeOf(v.type & 0x0FFF) : 0;
   if (element != 0 && v.data.size() % element == 0)
     return ltp::Property{id, v.type, v.data};  // packed fixed-size multi-values, as stored
@@ -555,10 +581,19 @@ std::string FaiDedupeForm(const MapiMessage& m) {
 messaging::OutMessage MapiToOut(const MapiMessage& m) {
   messaging::OutMessage out;
   out.props = ConvertBag(m.props, &out.named);
-  for (const auto& r : m.recipients) out.recipients.push_back(ConvertBag(r, nullptr));
+  for (const auto& r : m.recipients) {
+    out.recipients_named.emplace_back();
+    out.recipients.push_back(ConvertBag(r, &out.recipients_named.back(), IsRecipientDerived));
+  }
   for (const auto& a : m.attachments) {
     messaging::OutAttachment oa;
     oa.props = ConvertBag(a.props, &oa.named);
+    for (uint32_t tag : a.table_columns) {
+      // 8-bit string columns become Unicode ones, as the values do.
+      if ((tag & 0xFFFF) == kPtString8) tag = (tag & 0xFFFF0000) | kPtUnicode;
+      if ((tag & 0xFFFF) == 0x101E) tag = (tag & 0xFFFF0000) | 0x101F;
+      oa.table_columns.push_back(tag);
+    }
     if (a.embedded) {
       oa.embedded = std::make_shared<const messaging::OutMessage>(MapiToOut(*a.embedded));
     } else {

@@ -185,6 +185,9 @@ Result<MapiMessage> Store::ReadObject(uint64_t bid_data, uint64_t bid_sub, int d
 
   if (const ndb::SubnodeEntry* sub = node.ctx.FindSubnode(kNidAttachmentTable)) {
     MBX_ASSIGN_OR_RETURN(ltp::Table t, read_table(*sub, "its attachment table"));
+    std::vector<uint32_t> columns;
+    for (const ltp::Column& c : t.info.columns)
+      if ((c.tag >> 16) < 0x8000) columns.push_back(c.tag);
     int n = 0;
     for (const ltp::Row& row : t.rows) {
       const std::string which = "attachment " + std::to_string(++n);
@@ -197,6 +200,7 @@ Result<MapiMessage> Store::ReadObject(uint64_t bid_data, uint64_t bid_sub, int d
       auto props = ltp::ReadPropertyContext(att->heap, att->ctx);
       if (!props.ok()) return props.status().WithContext(which);
       MapiAttachment a;
+      a.table_columns = columns;
       // The contents are not a property of the bag: taken out first, not copied.
       std::optional<ltp::Property> contents;
       for (ltp::Property& p : *props) {

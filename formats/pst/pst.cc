@@ -224,6 +224,34 @@ Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
   if (libpff_message_get_number_of_attachments(item, &count, err.Out()) != 1) {
     return Status::Corruption("cannot read its attachment table: " + err.Text());
   }
+  // The attachment table's columns, for a copy to keep (MapiAttachment).
+  std::vector<uint32_t> columns;
+  if (count > 0) {
+    libpff_item_t* table_raw = nullptr;
+    if (libpff_message_get_attachments(item, &table_raw, err.Out()) == 1 && table_raw != nullptr) {
+      Item table(table_raw);
+      libpff_record_set_t* set_raw = nullptr;
+      if (libpff_item_get_record_set_by_index(table_raw, 0, &set_raw, err.Out()) == 1 &&
+          set_raw != nullptr) {
+        std::unique_ptr<libpff_record_set_t, RecordSetDeleter> set(set_raw);
+        int n = 0;
+        if (libpff_record_set_get_number_of_entries(set_raw, &n, err.Out()) != 1) n = 0;
+        for (int i = 0; i < n; ++i) {
+          libpff_record_entry_t* e_raw = nullptr;
+          if (libpff_record_set_get_entry_by_index(set_raw, i, &e_raw, err.Out()) != 1 ||
+              e_raw == nullptr)
+            continue;
+          std::unique_ptr<libpff_record_entry_t, RecordEntryDeleter> e(e_raw);
+          uint32_t entry_type = 0, value_type = 0;
+          if (libpff_record_entry_get_entry_type(e_raw, &entry_type, err.Out()) == 1 &&
+              libpff_record_entry_get_value_type(e_raw, &value_type, err.Out()) == 1 &&
+              entry_type < 0x8000)
+            columns.push_back(entry_type << 16 | value_type);
+        }
+      }
+    }
+    // Without them (an error above), the copy has the template's columns.
+  }
   for (int i = 0; i < count; ++i) {
     std::string which = "attachment " + std::to_string(i + 1);
     libpff_item_t* att_raw = nullptr;
@@ -232,6 +260,7 @@ Result<MapiMessage> ReadMessage(libpff_item_t* item, int depth) {
     }
     Item att(att_raw);
     MapiAttachment a;
+    a.table_columns = columns;
     auto props = ReadProps(att_raw, 0);
     if (!props.ok()) return props.status().WithContext(which);
     a.props = std::move(props).value();

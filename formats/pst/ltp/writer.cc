@@ -35,10 +35,18 @@ std::string EncodeMulti(uint16_t type, const std::vector<std::string>& values) {
 
 // ---- Heap ----
 
-size_t HeapBuilder::HeaderSize(size_t block_index) const {
+size_t HeapBuilder::HeaderSize(size_t block_index) {
   if (block_index == 0) return 12;        // HNHDR
   if (block_index % 128 == 8) return 66;  // HNBITMAPHDR
   return 2;                               // HNPAGEHDR
+}
+
+// Header, allocations (padded to even), then the page map: cAlloc, cFree and
+// one start offset per allocation plus the end.
+size_t HeapBuilder::StoredSize(size_t i) const {
+  size_t data_end = HeaderSize(i) + blocks_[i].data.size();
+  data_end += data_end & 1;
+  return data_end + 4 + 2 * (blocks_[i].ends.size() + 1);
 }
 
 Result<uint32_t> HeapBuilder::Allocate(std::string_view bytes) {
@@ -46,78 +54,109 @@ Result<uint32_t> HeapBuilder::Allocate(std::string_view bytes) {
     return Status::InvalidArgument("PST writer: heap allocation of " +
                                    std::to_string(bytes.size()) + " bytes");
   auto fits = [&](const Block& b, size_t index) {
-    const size_t n = b.allocs.size() + 1;
-    const size_t data_end = HeaderSize(index) + b.bytes + bytes.size();
+    const size_t n = b.ends.size() + 1;
+    const size_t data_end = HeaderSize(index) + b.data.size() + bytes.size();
     const size_t map = 4 + 2 * (n + 1);
     return n <= kMaxAllocsPerBlock && data_end + (data_end & 1) + map <= kMaxBlockPayload;
   };
   if (blocks_.empty() || !fits(blocks_.back(), blocks_.size() - 1)) {
     if (blocks_.size() == 0xFFFF) return Status::Unsupported("PST writer: heap over 65,535 blocks");
+    if (!blocks_.empty()) MBX_RETURN_IF_ERROR(Close(blocks_.size() - 1));
     blocks_.emplace_back();
   }
   Block& b = blocks_.back();
-  b.allocs.emplace_back(bytes);
-  b.bytes += bytes.size();
-  return MakeHid(blocks_.size() - 1, b.allocs.size());
+  b.data.append(bytes);
+  b.ends.push_back(static_cast<uint16_t>(b.data.size()));
+  return MakeHid(blocks_.size() - 1, b.ends.size());
 }
 
 Status HeapBuilder::Rewrite(uint32_t hid, std::string_view bytes) {
   const size_t block = hid >> 16;
   const size_t index = (hid >> 5) & 0x7FF;
-  if (block >= blocks_.size() || index == 0 || index > blocks_[block].allocs.size() ||
-      blocks_[block].allocs[index - 1].size() != bytes.size())
+  if (block >= blocks_.size() || index == 0 || index > blocks_[block].ends.size())
     return Status::InvalidArgument("PST writer: bad heap rewrite");
-  blocks_[block].allocs[index - 1].assign(bytes);
+  Block& b = blocks_[block];
+  const size_t start = index == 1 ? 0 : b.ends[index - 2];
+  if (b.ends[index - 1] - start != bytes.size() || b.data.size() < b.ends[index - 1])
+    return Status::InvalidArgument("PST writer: bad heap rewrite");
+  b.data.replace(start, bytes.size(), bytes);
   return Status::Ok();
 }
 
-std::vector<std::string> HeapBuilder::Finish() const {
-  std::vector<std::string> out;
-  std::vector<uint8_t> fill(blocks_.size() + 1, 0);
-  std::vector<size_t> sizes;
-  // Sizes first: the fill levels of later blocks live in earlier headers.
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    size_t data_end = HeaderSize(i) + blocks_[i].bytes;
-    data_end += data_end & 1;
-    const size_t total = data_end + 4 + 2 * (blocks_[i].allocs.size() + 1);
-    sizes.push_back(total);
-    fill[i] = HeapFillLevel(kMaxBlockPayload - total);
+Status HeapBuilder::Close(size_t i) {
+  if (fill_.size() <= i) fill_.resize(i + 1, 0);
+  fill_[i] = HeapFillLevel(kMaxBlockPayload - StoredSize(i));
+  if (stream_ == nullptr || Deferred(i)) return Status::Ok();
+  MBX_ASSIGN_OR_RETURN(uint64_t bid, stream_->WriteBlock(Serialize(i)));
+  if (bids_.size() <= i) {
+    bids_.resize(i + 1, 0);
+    sizes_.resize(i + 1, 0);
   }
+  bids_[i] = bid;
+  sizes_[i] = StoredSize(i);
+  // Its content is on disk; keep only what StoredSize needs (never asked again).
+  blocks_[i].data = std::string();
+  blocks_[i].ends = std::vector<uint16_t>();
+  return Status::Ok();
+}
+
+std::string HeapBuilder::Serialize(size_t i) const {
   auto nibbles = [&](ByteWriter& w, size_t first, size_t count) {
     for (size_t k = 0; k < count; k += 2) {
-      const uint8_t lo = first + k < blocks_.size() ? fill[first + k] : 0;
-      const uint8_t hi = first + k + 1 < blocks_.size() ? fill[first + k + 1] : 0;
+      const uint8_t lo = first + k < fill_.size() ? fill_[first + k] : 0;
+      const uint8_t hi = first + k + 1 < fill_.size() ? fill_[first + k + 1] : 0;
       w.U8(static_cast<uint8_t>(lo | (hi << 4)));
     }
   };
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    const Block& b = blocks_[i];
-    std::string s;
-    ByteWriter w(s);
-    size_t data_end = HeaderSize(i) + b.bytes;
-    data_end += data_end & 1;
-    w.U16(static_cast<uint16_t>(data_end));  // ibHnpm
-    if (i == 0) {
-      w.U8(kHeapSig);
-      w.U8(client_sig_);
-      w.U32(user_root_);
-      nibbles(w, 0, 8);
-    } else if (i % 128 == 8) {
-      nibbles(w, i, 128);
-    }
-    std::vector<uint16_t> starts;
-    for (const auto& a : b.allocs) {
-      starts.push_back(static_cast<uint16_t>(w.size()));
-      w.Bytes(a);
-    }
-    starts.push_back(static_cast<uint16_t>(w.size()));
-    if (w.size() & 1) w.U8(0);
-    w.U16(static_cast<uint16_t>(b.allocs.size()));  // cAlloc
-    w.U16(0);                                       // cFree
-    for (uint16_t st : starts) w.U16(st);
-    out.push_back(std::move(s));
+  const Block& b = blocks_[i];
+  std::string s;
+  s.reserve(StoredSize(i));
+  ByteWriter w(s);
+  size_t data_end = HeaderSize(i) + b.data.size();
+  data_end += data_end & 1;
+  w.U16(static_cast<uint16_t>(data_end));  // ibHnpm
+  if (i == 0) {
+    w.U8(kHeapSig);
+    w.U8(client_sig_);
+    w.U32(user_root_);
+    nibbles(w, 0, 8);
+  } else if (i % 128 == 8) {
+    nibbles(w, i, 128);
   }
+  const size_t base = w.size();
+  w.Bytes(b.data);
+  if (w.size() & 1) w.U8(0);
+  w.U16(static_cast<uint16_t>(b.ends.size()));  // cAlloc
+  w.U16(0);                                     // cFree
+  w.U16(static_cast<uint16_t>(base));
+  for (uint16_t end : b.ends) w.U16(static_cast<uint16_t>(base + end));
+  return s;
+}
+
+std::vector<std::string> HeapBuilder::Finish() {
+  // Fill levels first: those of later blocks live in earlier headers.
+  for (size_t i = 0; i < blocks_.size(); ++i) (void)Close(i);  // not streaming: cannot fail
+  std::vector<std::string> out;
+  out.reserve(blocks_.size());
+  for (size_t i = 0; i < blocks_.size(); ++i) out.push_back(Serialize(i));
   return out;
+}
+
+Result<uint64_t> HeapBuilder::FinishStream() {
+  if (stream_ == nullptr) return Status::InvalidArgument("PST writer: heap is not streamed");
+  if (blocks_.empty()) return uint64_t{0};
+  // The last block is closed now; deferred ones are written once every fill
+  // level they carry is known.
+  const size_t last = blocks_.size() - 1;
+  MBX_RETURN_IF_ERROR(Close(last));
+  bids_.resize(blocks_.size(), 0);
+  sizes_.resize(blocks_.size(), 0);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    if (!Deferred(i)) continue;
+    MBX_ASSIGN_OR_RETURN(bids_[i], stream_->WriteBlock(Serialize(i)));
+    sizes_[i] = StoredSize(i);
+  }
+  return stream_->WriteTree(bids_, sizes_);
 }
 
 // ---- Node ----
@@ -129,8 +168,9 @@ Result<uint32_t> NodeBuilder::AddValueSubnode(std::string_view data) {
   return nid;
 }
 
-Result<uint32_t> NodeBuilder::AddRowsSubnode(const std::vector<std::string>& blocks) {
-  MBX_ASSIGN_OR_RETURN(uint64_t bid, ndb_.WriteBlocks(blocks));
+Result<uint32_t> NodeBuilder::AddRowsSubnode(const std::vector<uint64_t>& bids,
+                                             const std::vector<uint64_t>& sizes) {
+  MBX_ASSIGN_OR_RETURN(uint64_t bid, ndb_.WriteTree(bids, sizes));
   const uint32_t nid = ndb_.AllocateNid(kNidTypeLtp);
   subnodes_.push_back({nid, bid, 0});
   return nid;
@@ -139,15 +179,19 @@ Result<uint32_t> NodeBuilder::AddRowsSubnode(const std::vector<std::string>& blo
 Result<std::pair<uint64_t, uint64_t>> NodeBuilder::Finish(
     const std::vector<std::string>& heap_blocks) {
   MBX_ASSIGN_OR_RETURN(uint64_t data, ndb_.WriteBlocks(heap_blocks));
+  return Finish(data);
+}
+
+Result<std::pair<uint64_t, uint64_t>> NodeBuilder::Finish(uint64_t bid_data) {
   MBX_ASSIGN_OR_RETURN(uint64_t sub, ndb_.WriteSubnodes(std::move(subnodes_)));
   subnodes_.clear();
-  return std::make_pair(data, sub);
+  return std::make_pair(bid_data, sub);
 }
 
 // ---- BTH ----
 
 Result<uint32_t> BuildBth(HeapBuilder& heap, uint8_t cb_key, uint8_t cb_ent,
-                          const std::vector<std::string>& records, uint32_t header_hid) {
+                          std::string_view records, uint32_t header_hid) {
   std::string header(8, '\0');
   if (header_hid == 0) {
     MBX_ASSIGN_OR_RETURN(header_hid, heap.Allocate(header));
@@ -155,26 +199,23 @@ Result<uint32_t> BuildBth(HeapBuilder& heap, uint8_t cb_key, uint8_t cb_ent,
   uint8_t levels = 0;
   uint32_t root = 0;
   if (!records.empty()) {
-    std::vector<std::string> level = records;
+    std::string level(records);
     size_t rec = size_t{cb_key} + cb_ent;
     while (true) {
-      const size_t per = kMaxHeapAlloc / rec;
-      std::vector<std::string> up;
-      std::vector<uint32_t> hids;
-      for (size_t from = 0; from < level.size(); from += per) {
-        const size_t to = std::min(level.size(), from + per);
-        std::string chunk;
-        for (size_t i = from; i < to; ++i) chunk += level[i];
-        MBX_ASSIGN_OR_RETURN(uint32_t hid, heap.Allocate(chunk));
-        std::string idx = level[from].substr(0, cb_key);
-        ByteWriter(idx).U32(hid);
-        up.push_back(std::move(idx));
-        hids.push_back(hid);
+      const size_t chunk = kMaxHeapAlloc / rec * rec;
+      std::string up;
+      size_t nodes = 0;
+      for (size_t from = 0; from < level.size(); from += chunk) {
+        MBX_ASSIGN_OR_RETURN(uint32_t hid,
+                             heap.Allocate(std::string_view(level).substr(from, chunk)));
+        up.append(level, from, cb_key);
+        char h[4];
+        Put32(reinterpret_cast<uint8_t*>(h), hid);
+        up.append(h, 4);
+        root = hid;
+        ++nodes;
       }
-      if (hids.size() == 1) {
-        root = hids[0];
-        break;
-      }
+      if (nodes == 1) break;
       level = std::move(up);
       rec = size_t{cb_key} + 4;
       ++levels;
@@ -220,8 +261,8 @@ Result<std::vector<std::string>> BuildPropertyContext(std::vector<Property> prop
   HeapBuilder heap(kClientSigPc);
   // The BTH header goes first so that hidUserRoot is 0x20, as in Outlook's files.
   MBX_ASSIGN_OR_RETURN(uint32_t header_hid, heap.Allocate(std::string(8, '\0')));
-  std::vector<std::string> records;
-  records.reserve(props.size());
+  std::string records;
+  records.reserve(props.size() * 8);
   for (const auto& p : props) {
     uint32_t v = 0;
     if (IsInline(p.type)) {
@@ -231,12 +272,10 @@ Result<std::vector<std::string>> BuildPropertyContext(std::vector<Property> prop
     } else {
       MBX_ASSIGN_OR_RETURN(v, StoreValue(p.value, heap, node));
     }
-    std::string rec;
-    ByteWriter w(rec);
+    ByteWriter w(records);
     w.U16(p.id);
     w.U16(p.type);
     w.U32(v);
-    records.push_back(std::move(rec));
   }
   MBX_RETURN_IF_ERROR(BuildBth(heap, 2, 6, records, header_hid).status());
   heap.set_user_root(header_hid);
@@ -284,99 +323,112 @@ TableSchema TableSchema::Layout(const std::vector<uint32_t>& tags) {
   return s;
 }
 
-Result<std::vector<std::string>> BuildTableContext(const TableSchema& schema,
-                                                   const std::vector<RowValues>& rows,
-                                                   NodeBuilder& node) {
-  HeapBuilder heap(kClientSigTc);
-  const size_t cols = schema.columns.size();
-  const size_t tcinfo_size = 22 + 8 * cols;
-  if (tcinfo_size > kMaxHeapAlloc)
-    return Status::InvalidArgument("PST writer: too many table columns");
+TableWriter::TableWriter(const TableSchema& schema, NodeBuilder& node)
+    : schema_(schema), node_(node), heap_(kClientSigTc, &node.ndb()) {
+  const size_t tcinfo_size = 22 + 8 * schema.columns.size();
+  if (tcinfo_size > kMaxHeapAlloc || schema.columns.size() > 255) {
+    first_error_ = Status::InvalidArgument("PST writer: too many table columns");
+    return;
+  }
   // The row index header first (HID 0x20), TCINFO second (0x40), as Outlook does.
-  MBX_ASSIGN_OR_RETURN(uint32_t index_hid, heap.Allocate(std::string(8, '\0')));
-  MBX_ASSIGN_OR_RETURN(uint32_t tcinfo_hid, heap.Allocate(std::string(tcinfo_size, '\0')));
-
-  const size_t row_size = schema.row_size();
-  std::string matrix;
-  matrix.reserve(rows.size() * row_size);
-  std::vector<std::pair<uint32_t, uint32_t>> index;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const RowValues& row = rows[r];
-    std::string cells(row_size, '\0');
-    auto* p = reinterpret_cast<uint8_t*>(cells.data());
-    for (const auto& c : schema.columns) {
-      std::string_view value;
-      std::string row_id;
-      if (c.tag == 0x67F20003u) {
-        row_id.resize(4);
-        Put32(reinterpret_cast<uint8_t*>(row_id.data()), row.row_id);
-        value = row_id;
-      } else {
-        auto it = row.cells.find(c.tag);
-        if (it == row.cells.end()) continue;
-        value = it->second;
-      }
-      const uint16_t type = static_cast<uint16_t>(c.tag & 0xFFFF);
-      const size_t fixed = FixedSizeOf(type);
-      if (fixed != 0 && fixed <= 8) {
-        std::memcpy(p + c.ib, value.data(), std::min<size_t>(c.cb, value.size()));
-      } else {
-        MBX_ASSIGN_OR_RETURN(uint32_t hnid, StoreValue(value, heap, node));
-        Put32(p + c.ib, hnid);
-      }
-      p[schema.end_1b + c.ibit / 8] |= static_cast<uint8_t>(0x80 >> (c.ibit % 8));
-    }
-    index.emplace_back(row.row_id, static_cast<uint32_t>(r));
-    matrix += cells;
+  auto index = heap_.Allocate(std::string(8, '\0'));
+  auto tcinfo = heap_.Allocate(std::string(tcinfo_size, '\0'));
+  if (!index.ok() || !tcinfo.ok()) {
+    first_error_ = index.ok() ? tcinfo.status() : index.status();
+    return;
   }
+  index_hid_ = *index;
+  tcinfo_hid_ = *tcinfo;
+  per_block_ = std::max<size_t>(1, kMaxBlockPayload / schema.row_size());
+}
 
-  uint32_t rows_hnid = 0;
-  if (!matrix.empty()) {
-    if (matrix.size() <= kMaxHeapAlloc) {
-      MBX_ASSIGN_OR_RETURN(rows_hnid, heap.Allocate(matrix));
+Status TableWriter::Add(const RowValues& row) {
+  MBX_RETURN_IF_ERROR(first_error_);
+  const size_t row_size = schema_.row_size();
+  if (rows_in_block_ == per_block_) {
+    // Rows never straddle a block ([MS-PST] 2.3.4.4), and every block but
+    // the last is padded to the full 8,176 bytes: readers locate row i at
+    // (i / per_block) * 8176 + (i % per_block) * row_size.
+    block_.resize(kMaxBlockPayload, '\0');
+    MBX_ASSIGN_OR_RETURN(uint64_t bid, node_.ndb().WriteBlock(block_));
+    row_bids_.push_back(bid);
+    row_sizes_.push_back(block_.size());
+    block_.clear();
+    rows_in_block_ = 0;
+  }
+  const size_t at = block_.size();
+  block_.resize(at + row_size, '\0');
+  for (const auto& c : schema_.columns) {
+    std::string_view value;
+    char row_id[4];
+    if (c.tag == 0x67F20003u) {
+      Put32(reinterpret_cast<uint8_t*>(row_id), row.row_id);
+      value = std::string_view(row_id, 4);
     } else {
-      // Rows never straddle a block ([MS-PST] 2.3.4.4); each block is padded.
-      const size_t per_block = kMaxBlockPayload / row_size;
-      std::vector<std::string> blocks;
-      for (size_t off = 0; off < matrix.size(); off += per_block * row_size) {
-        blocks.push_back(matrix.substr(off, per_block * row_size));
-        // Every block but the last is padded to the full 8,176 bytes: readers
-        // locate row i at (i / per_block) * 8176 + (i % per_block) * row_size.
-        if (off + per_block * row_size < matrix.size())
-          blocks.back().resize(kMaxBlockPayload, '\0');
-      }
-      MBX_ASSIGN_OR_RETURN(rows_hnid, node.AddRowsSubnode(blocks));
+      auto it = row.cells.find(c.tag);
+      if (it == row.cells.end()) continue;
+      value = it->second;
     }
+    auto* p = reinterpret_cast<uint8_t*>(block_.data() + at);
+    const uint16_t type = static_cast<uint16_t>(c.tag & 0xFFFF);
+    const size_t fixed = FixedSizeOf(type);
+    if (fixed != 0 && fixed <= 8) {
+      std::memcpy(p + c.ib, value.data(), std::min<size_t>(c.cb, value.size()));
+    } else {
+      MBX_ASSIGN_OR_RETURN(uint32_t hnid, StoreValue(value, heap_, node_));
+      p = reinterpret_cast<uint8_t*>(block_.data() + at);
+      Put32(p + c.ib, hnid);
+    }
+    p[schema_.end_1b + c.ibit / 8] |= static_cast<uint8_t>(0x80 >> (c.ibit % 8));
   }
+  index_.emplace_back(row.row_id, static_cast<uint32_t>(index_.size()));
+  ++rows_in_block_;
+  return Status::Ok();
+}
 
-  std::sort(index.begin(), index.end());
-  for (size_t i = 1; i < index.size(); ++i)
-    if (index[i].first == index[i - 1].first)
-      return Status::InvalidArgument("PST writer: duplicate table row id " +
-                                     std::to_string(index[i].first));
-  std::vector<std::string> records;
-  records.reserve(index.size());
-  for (const auto& [id, at] : index) {
-    std::string rec;
-    ByteWriter w(rec);
-    w.U32(id);
-    w.U32(at);
-    records.push_back(std::move(rec));
+Result<std::pair<uint64_t, uint64_t>> TableWriter::Finish() {
+  MBX_RETURN_IF_ERROR(first_error_);
+  uint32_t rows_hnid = 0;
+  if (row_bids_.empty() && block_.size() <= kMaxHeapAlloc) {
+    if (!block_.empty()) {
+      MBX_ASSIGN_OR_RETURN(rows_hnid, heap_.Allocate(block_));
+    }
+  } else {
+    if (!block_.empty()) {
+      MBX_ASSIGN_OR_RETURN(uint64_t bid, node_.ndb().WriteBlock(block_));
+      row_bids_.push_back(bid);
+      row_sizes_.push_back(block_.size());
+    }
+    MBX_ASSIGN_OR_RETURN(rows_hnid, node_.AddRowsSubnode(row_bids_, row_sizes_));
   }
-  MBX_RETURN_IF_ERROR(BuildBth(heap, 4, 4, records, index_hid).status());
+  block_ = std::string();
+
+  std::sort(index_.begin(), index_.end());
+  std::string records;
+  records.reserve(index_.size() * 8);
+  ByteWriter rw(records);
+  for (size_t i = 0; i < index_.size(); ++i) {
+    if (i > 0 && index_[i].first == index_[i - 1].first)
+      return Status::InvalidArgument("PST writer: duplicate table row id " +
+                                     std::to_string(index_[i].first));
+    rw.U32(index_[i].first);
+    rw.U32(index_[i].second);
+  }
+  index_ = {};
+  MBX_RETURN_IF_ERROR(BuildBth(heap_, 4, 4, records, index_hid_).status());
 
   std::string info;
   ByteWriter w(info);
   w.U8(kClientSigTc);
-  w.U8(static_cast<uint8_t>(cols));
-  w.U16(schema.end_4b);
-  w.U16(schema.end_2b);
-  w.U16(schema.end_1b);
-  w.U16(schema.end_bm);
-  w.U32(index_hid);
+  w.U8(static_cast<uint8_t>(schema_.columns.size()));
+  w.U16(schema_.end_4b);
+  w.U16(schema_.end_2b);
+  w.U16(schema_.end_1b);
+  w.U16(schema_.end_bm);
+  w.U32(index_hid_);
   w.U32(rows_hnid);
   w.U32(0);  // hidIndex: deprecated
-  std::vector<Column> sorted = schema.columns;
+  std::vector<Column> sorted = schema_.columns;
   std::sort(sorted.begin(), sorted.end(),
             [](const Column& a, const Column& b) { return a.tag < b.tag; });
   for (const auto& c : sorted) {
@@ -385,9 +437,10 @@ Result<std::vector<std::string>> BuildTableContext(const TableSchema& schema,
     w.U8(c.cb);
     w.U8(c.ibit);
   }
-  MBX_RETURN_IF_ERROR(heap.Rewrite(tcinfo_hid, info));
-  heap.set_user_root(tcinfo_hid);
-  return heap.Finish();
+  MBX_RETURN_IF_ERROR(heap_.Rewrite(tcinfo_hid_, info));
+  heap_.set_user_root(tcinfo_hid_);
+  MBX_ASSIGN_OR_RETURN(uint64_t bid_data, heap_.FinishStream());
+  return node_.Finish(bid_data);
 }
 
 }  // namespace mbx::pst::ltp

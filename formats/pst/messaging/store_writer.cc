@@ -1,10 +1,15 @@
 #include "formats/pst/messaging/store_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <set>
 
+#include "engine/fs.h"
 #include "formats/pst/messaging/schema.h"
 
 namespace mbx::pst::messaging {
@@ -72,9 +77,9 @@ Row RowFromProps(uint32_t row_id, const ltp::TableSchema& schema,
   return row;
 }
 
-// The recipient table: Outlook's template columns plus the SMTP address and
-// the recipient's row id, laid out afresh.
-const ltp::TableSchema& RecipientSchema() {
+// The recipient table: Outlook's template columns plus the recipient's row
+// id (and the SMTP address when `smtp`), laid out afresh.
+const ltp::TableSchema& RecipientSchema(bool smtp) {
   static const ltp::TableSchema s = [] {
     std::vector<uint32_t> tags;
     for (const auto& c : schema::RecipientTable().columns) tags.push_back(c.tag);
@@ -90,7 +95,41 @@ const ltp::TableSchema& RecipientSchema() {
     tags.push_back(0x30000003);  // PidTagRowid
     return ltp::TableSchema::Layout(tags);
   }();
-  return s;
+  // Without the SMTP column: a column no row fills reads as an empty value
+  // through libpff, which a copy of an OST's table must not add.
+  static const ltp::TableSchema without = [] {
+    std::vector<uint32_t> tags;
+    for (const auto& c : s.columns)
+      if (c.tag != 0x39FE001F) tags.push_back(c.tag);
+    std::sort(tags.begin(), tags.end(),
+              [](uint32_t a, uint32_t b) { return s.Find(a)->ibit < s.Find(b)->ibit; });
+    return ltp::TableSchema::Layout(tags);
+  }();
+  return smtp ? s : without;
+}
+
+// `base` with further columns (tags in order, after the template's).
+ltp::TableSchema SchemaWith(const ltp::TableSchema& base, const std::set<uint32_t>& extra) {
+  if (extra.empty()) return base;
+  std::vector<std::pair<uint8_t, uint32_t>> by_bit;
+  for (const auto& c : base.columns) by_bit.emplace_back(c.ibit, c.tag);
+  std::sort(by_bit.begin(), by_bit.end());
+  std::vector<uint32_t> tags;
+  for (const auto& [bit, tag] : by_bit) tags.push_back(tag);
+  for (uint32_t t : extra)
+    if (base.Find(t) == nullptr) tags.push_back(t);
+  return ltp::TableSchema::Layout(tags);
+}
+
+// The recipient table for these rows: RecipientSchema() plus a column for
+// each further property any of them has.
+ltp::TableSchema RecipientSchemaFor(const std::vector<std::vector<Property>>& rows) {
+  std::set<uint32_t> extra;
+  for (const auto& props : rows)
+    for (const auto& p : props) extra.insert(p.tag());
+  const bool smtp = extra.count(0x39FE001F) != 0;
+  extra.erase(0x39FE001F);
+  return SchemaWith(RecipientSchema(smtp), extra);
 }
 
 // Named properties of Outlook's empty store ([MS-PST] 2.4.7): the ids
@@ -198,6 +237,116 @@ std::vector<Property> NameToIdMapProps(const std::vector<ltp::PropertyName>& nam
 
 }  // namespace
 
+// Contents-table rows wait here until Finish() writes the tables, so a folder
+// of any size costs 8 bytes a row in memory. A record is its length, the row
+// id, the cell count, then each cell's tag, length and bytes.
+class RowSpool {
+ public:
+  static Result<std::unique_ptr<RowSpool>> Open(const std::string& dir) {
+    MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::OpenScratch(dir));
+    std::unique_ptr<RowSpool> s(new RowSpool);
+    s->fd_ = std::move(fd);
+    s->where_ = "the PST writer's scratch file in '" + (dir.empty() ? "." : dir) + "'";
+    return s;
+  }
+
+  Result<uint64_t> Append(const Row& row) {
+    const uint64_t at = end_ + pending_.size();
+    disk::ByteWriter w(pending_);
+    const size_t len_at = pending_.size();
+    w.U32(0);
+    w.U32(row.row_id);
+    w.U32(static_cast<uint32_t>(row.cells.size()));
+    for (const auto& [tag, value] : row.cells) {
+      w.U32(tag);
+      w.U32(static_cast<uint32_t>(value.size()));
+      w.Bytes(value);
+    }
+    disk::Put32(reinterpret_cast<uint8_t*>(pending_.data() + len_at),
+                static_cast<uint32_t>(pending_.size() - len_at - 4));
+    if (pending_.size() >= kChunk) MBX_RETURN_IF_ERROR(Flush());
+    return at;
+  }
+
+  Status Read(uint64_t at, Row* row) {
+    if (!pending_.empty()) MBX_RETURN_IF_ERROR(Flush());
+    MBX_ASSIGN_OR_RETURN(std::string_view head, View(at, 4));
+    const uint32_t len = disk::Get32(reinterpret_cast<const uint8_t*>(head.data()));
+    MBX_ASSIGN_OR_RETURN(std::string_view rec, View(at + 4, len));
+    size_t pos = 0;
+    bool ok = true;
+    auto u32 = [&]() -> uint32_t {
+      if (rec.size() - pos < 4) {
+        ok = false;
+        return 0;
+      }
+      pos += 4;
+      return disk::Get32(reinterpret_cast<const uint8_t*>(rec.data() + pos - 4));
+    };
+    row->row_id = u32();
+    const uint32_t cells = u32();
+    row->cells.clear();
+    for (uint32_t i = 0; i < cells && ok; ++i) {
+      const uint32_t tag = u32();
+      const uint32_t n = u32();
+      if (!ok || rec.size() - pos < n) {
+        ok = false;
+        break;
+      }
+      row->cells[tag] = std::string(rec.substr(pos, n));
+      pos += n;
+    }
+    if (!ok) return Status::IOError("a row record in " + where_ + " is cut short");
+    return Status::Ok();
+  }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+
+  Status Flush() {
+    size_t done = 0;
+    while (done < pending_.size()) {
+      const ssize_t n = ::pwrite(fd_.get(), pending_.data() + done, pending_.size() - done,
+                                 static_cast<off_t>(end_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::FromErrno("cannot write " + where_, errno);
+      done += static_cast<size_t>(n);
+    }
+    end_ += pending_.size();
+    pending_.clear();
+    return Status::Ok();
+  }
+
+  // `n` bytes at `at`, from a window read ahead of them: a folder's rows are
+  // mostly written together, so reads are mostly sequential.
+  Result<std::string_view> View(uint64_t at, size_t n) {
+    if (at < window_at_ || at + n > window_at_ + window_.size()) {
+      if (at + n > end_) return Status::IOError("a row record in " + where_ + " is past its end");
+      window_.resize(std::max(n, kChunk));
+      size_t got = 0;
+      while (got < n) {
+        const ssize_t r = ::pread(fd_.get(), window_.data() + got, window_.size() - got,
+                                  static_cast<off_t>(at + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return Status::FromErrno("cannot read " + where_, errno);
+        if (r == 0) break;
+        got += static_cast<size_t>(r);
+      }
+      if (got < n) return Status::IOError("a row record in " + where_ + " is cut short");
+      window_.resize(got);
+      window_at_ = at;
+    }
+    return std::string_view(window_).substr(at - window_at_, n);
+  }
+
+  fs::Fd fd_;
+  std::string where_;
+  std::string pending_;
+  uint64_t end_ = 0;  // bytes in the file
+  std::string window_;
+  uint64_t window_at_ = 0;
+};
+
 Property StringProp(uint16_t id, std::string_view utf8) {
   return {id, disk::kPtypString, disk::Utf8ToUtf16le(utf8)};
 }
@@ -214,14 +363,19 @@ Property Int64Prop(uint16_t id, uint64_t v) { return {id, disk::kPtypInteger64, 
 Result<std::unique_ptr<StoreWriter>> StoreWriter::Create(const std::string& path, Options options) {
   ndb::NdbWriter::Options nopts;
   nopts.crypt = options.crypt;
+  nopts.spill_entries = std::max<size_t>(1, options.index_spill_entries);
   MBX_ASSIGN_OR_RETURN(auto ndb, ndb::NdbWriter::Create(path, nopts));
-  std::unique_ptr<StoreWriter> w(new StoreWriter(std::move(ndb), std::move(options)));
+  MBX_ASSIGN_OR_RETURN(auto spool, RowSpool::Open(fs::Dirname(path)));
+  std::unique_ptr<StoreWriter> w(
+      new StoreWriter(std::move(ndb), std::move(spool), std::move(options)));
   MBX_RETURN_IF_ERROR(w->WriteSkeleton());
   return w;
 }
 
-StoreWriter::StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options)
+StoreWriter::StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, std::unique_ptr<RowSpool> spool,
+                         Options options)
     : ndb_(std::move(ndb)),
+      spool_(std::move(spool)),
       options_(std::move(options)),
       record_key_(RandomBytes(16)),
       names_(OutlookNamedProperties()) {
@@ -258,9 +412,24 @@ Result<uint64_t> StoreWriter::WritePc(uint32_t nid, uint32_t parent, std::vector
 Result<uint64_t> StoreWriter::WriteTable(uint32_t nid, const ltp::TableSchema& schema,
                                          const std::vector<Row>& rows) {
   ltp::NodeBuilder node(*ndb_);
-  MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildTableContext(schema, rows, node));
-  MBX_ASSIGN_OR_RETURN(auto bids, node.Finish(blocks));
+  ltp::TableWriter table(schema, node);
+  for (const auto& row : rows) MBX_RETURN_IF_ERROR(table.Add(row));
+  MBX_ASSIGN_OR_RETURN(auto bids, table.Finish());
   if (nid != 0) MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, 0));
+  return bids.first;
+}
+
+Result<uint64_t> StoreWriter::WriteSpooledTable(uint32_t nid, const ltp::TableSchema& schema,
+                                                const std::vector<uint64_t>& rows) {
+  ltp::NodeBuilder node(*ndb_);
+  ltp::TableWriter table(schema, node);
+  Row row;
+  for (uint64_t at : rows) {
+    MBX_RETURN_IF_ERROR(spool_->Read(at, &row));
+    MBX_RETURN_IF_ERROR(table.Add(row));
+  }
+  MBX_ASSIGN_OR_RETURN(auto bids, table.Finish());
+  MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, bids.first, bids.second, 0));
   return bids.first;
 }
 
@@ -448,14 +617,17 @@ Result<uint32_t> StoreWriter::Add(uint32_t folder, const OutMessage& m, Listing 
   }
   MBX_RETURN_IF_ERROR(ndb_->AddNode(nid, written.bid_data, written.bid_sub, folder));
   if (listing == Listing::kAssociated) {
-    fit->second.associated.push_back(
-        RowFromProps(nid, schema::AssocContentsTable(), written.props));
+    MBX_ASSIGN_OR_RETURN(uint64_t at, spool_->Append(RowFromProps(nid, schema::AssocContentsTable(),
+                                                                  written.props)));
+    fit->second.associated.push_back(at);
   } else if (listing == Listing::kContents) {
     const auto* flags = FindProp(m.props, 0x0E07);
     if (flags == nullptr || flags->value.size() < 4 ||
         (disk::Get32(reinterpret_cast<const uint8_t*>(flags->value.data())) & 1) == 0)
       ++fit->second.unread;
-    fit->second.contents.push_back(RowFromProps(nid, schema::ContentsTable(), written.props));
+    MBX_ASSIGN_OR_RETURN(uint64_t at,
+                         spool_->Append(RowFromProps(nid, schema::ContentsTable(), written.props)));
+    fit->second.contents.push_back(at);
   }
   return nid;
 }
@@ -494,24 +666,35 @@ Result<StoreWriter::WrittenMessage> StoreWriter::WriteMessage(const OutMessage& 
   if (depth > 32) return Status::InvalidArgument("PST writer: embedded messages nested too deep");
   ltp::NodeBuilder node(*ndb_);
 
-  // Recipients: a table subnode of the message.
-  std::vector<Row> recipient_rows;
-  for (size_t i = 0; i < m.recipients.size(); ++i) {
-    std::vector<Property> props = m.recipients[i];
-    props.push_back(Int32Prop(0x3000, static_cast<uint32_t>(i)));
-    recipient_rows.push_back(RowFromProps(static_cast<uint32_t>(i), RecipientSchema(), props));
+  // Recipients: a table subnode of the message, with a column for every
+  // property a recipient has beyond Outlook's template.
+  std::vector<std::vector<Property>> recipients = m.recipients;
+  for (size_t i = 0; i < recipients.size(); ++i) {
+    if (i < m.recipients_named.size())
+      MBX_RETURN_IF_ERROR(AddNamed(m.recipients_named[i], &recipients[i]));
+    recipients[i].push_back(Int32Prop(0x3000, static_cast<uint32_t>(i)));
   }
+  const ltp::TableSchema recipient_schema = RecipientSchemaFor(recipients);
+  std::vector<Row> recipient_rows;
+  for (size_t i = 0; i < recipients.size(); ++i)
+    recipient_rows.push_back(
+        RowFromProps(static_cast<uint32_t>(i), recipient_schema, recipients[i]));
   {
     ltp::NodeBuilder table_node(*ndb_);
-    MBX_ASSIGN_OR_RETURN(auto blocks,
-                         ltp::BuildTableContext(RecipientSchema(), recipient_rows, table_node));
-    MBX_ASSIGN_OR_RETURN(auto bids, table_node.Finish(blocks));
+    ltp::TableWriter table(recipient_schema, table_node);
+    for (const auto& row : recipient_rows) MBX_RETURN_IF_ERROR(table.Add(row));
+    MBX_ASSIGN_OR_RETURN(auto bids, table.Finish());
     node.AddSubnode({kNidRecipientTableTemplate, bids.first, bids.second});
   }
 
   // Attachments: one PC subnode each, and the attachment table.
   uint64_t attachment_bytes = 0;
   if (!m.attachments.empty()) {
+    std::set<uint32_t> columns;
+    for (const auto& a : m.attachments)
+      for (uint32_t tag : a.table_columns)
+        if ((tag >> 16) != 0x3701 && (tag & 0xFFFF) != kPtypObject) columns.insert(tag);
+    const ltp::TableSchema attachment_schema = SchemaWith(schema::AttachmentTable(), columns);
     std::vector<Row> rows;
     for (const auto& a : m.attachments) {
       const uint32_t anid = ndb_->AllocateNid(kNidTypeAttachment);
@@ -540,15 +723,15 @@ Result<StoreWriter::WrittenMessage> StoreWriter::WriteMessage(const OutMessage& 
         attachment_bytes += a.data.size();
       }
       if (FindProp(props, 0x370B) == nullptr) props.push_back(Int32Prop(0x370B, 0xFFFFFFFF));
-      rows.push_back(RowFromProps(anid, schema::AttachmentTable(), props));
+      rows.push_back(RowFromProps(anid, attachment_schema, props));
       MBX_ASSIGN_OR_RETURN(auto blocks, ltp::BuildPropertyContext(std::move(props), att_node));
       MBX_ASSIGN_OR_RETURN(auto bids, att_node.Finish(blocks));
       node.AddSubnode({anid, bids.first, bids.second});
     }
     ltp::NodeBuilder table_node(*ndb_);
-    MBX_ASSIGN_OR_RETURN(auto blocks,
-                         ltp::BuildTableContext(schema::AttachmentTable(), rows, table_node));
-    MBX_ASSIGN_OR_RETURN(auto bids, table_node.Finish(blocks));
+    ltp::TableWriter table(attachment_schema, table_node);
+    for (const auto& row : rows) MBX_RETURN_IF_ERROR(table.Add(row));
+    MBX_ASSIGN_OR_RETURN(auto bids, table.Finish());
     node.AddSubnode({kNidAttachmentTableTemplate, bids.first, bids.second});
   }
 
@@ -637,21 +820,23 @@ Status StoreWriter::WriteFolder(const Folder& f) {
     MBX_RETURN_IF_ERROR(WriteTable(hier, schema::HierarchyTable(), children).status());
   }
   if (f.nid == kNidIpmSubtree) {
-    MBX_RETURN_IF_ERROR(WriteTable(cont, schema::IpmSubtreeContentsTable(), f.contents).status());
+    MBX_RETURN_IF_ERROR(
+        WriteSpooledTable(cont, schema::IpmSubtreeContentsTable(), f.contents).status());
   } else if (f.contents.empty()) {
     MBX_RETURN_IF_ERROR(shared(cont, empty_contents_));
   } else {
-    MBX_RETURN_IF_ERROR(WriteTable(cont, schema::ContentsTable(), f.contents).status());
+    MBX_RETURN_IF_ERROR(WriteSpooledTable(cont, schema::ContentsTable(), f.contents).status());
   }
   if (f.nid == kNidRootFolder) {
     MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::RootAssocContentsTable(), {}).status());
   } else if (f.nid == kNidCommonViews) {
     MBX_RETURN_IF_ERROR(
-        WriteTable(assoc, schema::CommonViewsAssocContentsTable(), f.associated).status());
+        WriteSpooledTable(assoc, schema::CommonViewsAssocContentsTable(), f.associated).status());
   } else if (f.associated.empty()) {
     MBX_RETURN_IF_ERROR(shared(assoc, empty_assoc_));
   } else {
-    MBX_RETURN_IF_ERROR(WriteTable(assoc, schema::AssocContentsTable(), f.associated).status());
+    MBX_RETURN_IF_ERROR(
+        WriteSpooledTable(assoc, schema::AssocContentsTable(), f.associated).status());
   }
   return Status::Ok();
 }

@@ -2,9 +2,10 @@
 // laid out as Outlook creates one, folders of any depth, and messages with
 // their property context, recipient table, attachments and contents-table row.
 //
-// Messages stream to disk as they are added; folders, their table rows and
-// the node index stay in memory until Finish() writes the tables, the
-// B-trees and the header.
+// Messages stream to disk as they are added. Their contents-table rows wait
+// in a scratch file beside the output, so memory holds only the folders and
+// the node and block indexes (about 130 bytes a message) until Finish()
+// streams out the tables, the B-trees and the header.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@
 namespace mbx::pst::messaging {
 
 struct OutMessage;
+class RowSpool;
 
 // A named property's value: the writer gives the name an id in this store's
 // name-to-id map ([MS-PST] 2.4.7).
@@ -37,6 +39,9 @@ struct OutAttachment {
   // An embedded message (PidTagAttachMethod 5) instead of `data`.
   std::shared_ptr<const OutMessage> embedded;
   std::vector<NamedValue> named;
+  // Columns its attachment table should have beyond Outlook's template (the
+  // source's, for a copy); filled from `props`.
+  std::vector<uint32_t> table_columns;
 };
 
 struct OutMessage {
@@ -46,6 +51,8 @@ struct OutMessage {
   // One property list per recipient row (0x0C15 type, 0x3001 name, 0x3003
   // address, 0x3002 address type, 0x39FE SMTP address...).
   std::vector<std::vector<ltp::Property>> recipients;
+  // Named properties of recipients[i] (may be shorter than `recipients`).
+  std::vector<std::vector<NamedValue>> recipients_named;
   std::vector<OutAttachment> attachments;
   std::vector<NamedValue> named;
 };
@@ -63,6 +70,8 @@ class StoreWriter {
   struct Options {
     std::string display_name = "Personal Folders";
     disk::CryptMethod crypt = disk::CryptMethod::kNone;
+    // Node and block index entries kept in memory (ndb::NdbWriter::Options).
+    size_t index_spill_entries = size_t{1} << 16;
   };
   // Creates a new store at `path` (the caller writes to a temporary name and
   // renames after Finish()).
@@ -109,8 +118,9 @@ class StoreWriter {
     std::string name;
     std::string container_class;
     std::vector<uint32_t> children;
-    std::vector<ltp::RowValues> contents;
-    std::vector<ltp::RowValues> associated;  // FAI rows
+    // Where the contents-table rows wait in the spool, in order.
+    std::vector<uint64_t> contents;
+    std::vector<uint64_t> associated;        // FAI rows
     std::vector<ltp::Property> props;        // SetFolderProperties
     uint32_t unread = 0;
   };
@@ -121,13 +131,17 @@ class StoreWriter {
     uint64_t size = 0;                 // PidTagMessageSize
     std::vector<ltp::Property> props;  // as written, for the contents table row
   };
-  StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, Options options);
+  StoreWriter(std::unique_ptr<ndb::NdbWriter> ndb, std::unique_ptr<RowSpool> spool,
+              Options options);
   Result<WrittenMessage> WriteMessage(const OutMessage& m, int depth);
   Result<uint16_t> NamedPropertyId(const ltp::PropertyName& name);
   Status AddNamed(const std::vector<NamedValue>& named, std::vector<ltp::Property>* props);
   Status WriteSkeleton();
   Result<uint64_t> WriteTable(uint32_t nid, const ltp::TableSchema& schema,
                               const std::vector<ltp::RowValues>& rows);
+  // A folder's contents or FAI table from its spooled rows.
+  Result<uint64_t> WriteSpooledTable(uint32_t nid, const ltp::TableSchema& schema,
+                                     const std::vector<uint64_t>& rows);
   Result<uint64_t> WritePc(uint32_t nid, uint32_t parent, std::vector<ltp::Property> props);
   Status WriteFolder(const Folder& f);
   Status WriteStoreAndMaps();
@@ -135,6 +149,7 @@ class StoreWriter {
   ltp::RowValues HierarchyRow(const Folder& f) const;
 
   std::unique_ptr<ndb::NdbWriter> ndb_;
+  std::unique_ptr<RowSpool> spool_;
   Options options_;
   std::string record_key_;  // the store's provider UID
   // The name-to-id map: names_[i] is property id 0x8000 + i.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace mbx::pst::ndb {
 
@@ -58,6 +59,76 @@ NdbWriter::NdbWriter(std::string path, int fd, Options options)
   next_nid_index_[kNidTypeSearchFolder] = 0x4000;
   next_nid_index_[kNidTypeNormalMessage] = 0x10000;
   next_nid_index_[kNidTypeAssocMessage] = 0x8000;
+}
+
+// Reads a spilled run back in order, a few thousand entries at a time.
+template <typename T>
+class NdbWriter::RunReader {
+ public:
+  RunReader(int fd, Run run) : fd_(fd), at_(run.at), left_(run.count) {}
+  bool done() const { return pos_ == buf_.size() && left_ == 0; }
+  // The next entry; call only when !done().
+  Result<T> Next() {
+    if (pos_ == buf_.size()) {
+      const size_t n = std::min<size_t>(left_, 4096);
+      std::string raw(n * T::kRecord, '\0');
+      size_t got = 0;
+      while (got < raw.size()) {
+        const ssize_t r =
+            ::pread(fd_, raw.data() + got, raw.size() - got, static_cast<off_t>(at_ + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return Status::IOError("PST writer: cannot read back its index scratch file");
+        got += static_cast<size_t>(r);
+      }
+      buf_.clear();
+      for (size_t i = 0; i < n; ++i)
+        buf_.push_back(T::Decode(reinterpret_cast<const uint8_t*>(raw.data()) + i * T::kRecord));
+      pos_ = 0;
+      at_ += raw.size();
+      left_ -= n;
+    }
+    return buf_[pos_++];
+  }
+  // The next entry's key without taking it; call only when !done().
+  Result<uint64_t> PeekKey() {
+    if (pos_ == buf_.size()) {
+      MBX_ASSIGN_OR_RETURN(T t, Next());
+      --pos_;
+      return t.key();
+    }
+    return buf_[pos_].key();
+  }
+
+ private:
+  int fd_;
+  uint64_t at_;
+  size_t left_;
+  std::vector<T> buf_;
+  size_t pos_ = 0;
+};
+
+template <typename T>
+Status NdbWriter::Spill(std::vector<T>& entries, std::vector<Run>& runs) {
+  if (!scratch_.valid()) {
+    MBX_ASSIGN_OR_RETURN(scratch_, fs::OpenScratch(fs::Dirname(path_)));
+  }
+  std::string raw(entries.size() * T::kRecord, '\0');
+  for (size_t i = 0; i < entries.size(); ++i)
+    entries[i].Encode(reinterpret_cast<uint8_t*>(raw.data()) + i * T::kRecord);
+  size_t done = 0;
+  while (done < raw.size()) {
+    const ssize_t n = ::pwrite(scratch_.get(), raw.data() + done, raw.size() - done,
+                               static_cast<off_t>(scratch_end_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Status::FromErrno(
+          "cannot write the PST writer's index scratch file beside '" + path_ + "'", errno);
+    done += static_cast<size_t>(n);
+  }
+  runs.push_back({scratch_end_, entries.size()});
+  scratch_end_ += raw.size();
+  entries.clear();
+  return Status::Ok();
 }
 
 NdbWriter::~NdbWriter() {
@@ -146,6 +217,7 @@ Result<uint64_t> NdbWriter::WriteRawBlock(std::string_view payload, bool interna
   Put32(t + 4, Crc(p, payload.size()));
   Put64(t + 8, bid);
   MBX_RETURN_IF_ERROR(PWrite(ib, block));
+  if (blocks_.size() >= options_.spill_entries) MBX_RETURN_IF_ERROR(Spill(blocks_, block_runs_));
   blocks_.push_back({bid, ib, static_cast<uint16_t>(payload.size()), kInitialRef});
   return bid;
 }
@@ -175,6 +247,13 @@ Result<uint64_t> NdbWriter::WriteBlocks(const std::vector<std::string>& blocks) 
     bids.push_back(bid);
     sizes.push_back(b.size());
   }
+  if (bids.size() == 1) return bids[0];
+  return WriteXTree(bids, sizes);
+}
+
+Result<uint64_t> NdbWriter::WriteTree(const std::vector<uint64_t>& bids,
+                                      const std::vector<uint64_t>& sizes) {
+  if (bids.empty()) return uint64_t{0};
   if (bids.size() == 1) return bids[0];
   return WriteXTree(bids, sizes);
 }
@@ -267,16 +346,28 @@ Result<uint64_t> NdbWriter::WriteSubnodeLevel(std::vector<SubnodeEntry>& entries
 }
 
 Status NdbWriter::AddRef(uint64_t bid) {
-  auto it = std::lower_bound(blocks_.begin(), blocks_.end(), bid,
-                             [](const BlockInfo& b, uint64_t v) { return b.bid < v; });
-  if (it == blocks_.end() || it->bid != bid)
+  if (bid == 0 || bid >= next_bid_)
     return Status::InvalidArgument("PST writer: AddRef of unknown block");
-  ++it->cref;
+  if (!blocks_.empty() && bid >= blocks_.front().bid) {
+    auto it = std::lower_bound(blocks_.begin(), blocks_.end(), bid,
+                               [](const BlockInfo& b, uint64_t v) { return b.bid < v; });
+    if (it == blocks_.end() || it->bid != bid)
+      return Status::InvalidArgument("PST writer: AddRef of unknown block");
+    ++it->cref;
+    return Status::Ok();
+  }
+  ++spilled_refs_[bid];
   return Status::Ok();
 }
 
 Status NdbWriter::AddNode(uint32_t nid, uint64_t bid_data, uint64_t bid_sub, uint32_t nid_parent) {
+  if (nodes_.size() >= options_.spill_entries) {
+    std::sort(nodes_.begin(), nodes_.end(),
+              [](const NodeInfo& a, const NodeInfo& b) { return a.nid < b.nid; });
+    MBX_RETURN_IF_ERROR(Spill(nodes_, node_runs_));
+  }
   nodes_.push_back({nid, nid_parent, bid_data, bid_sub});
+  ++node_count_;
   return Status::Ok();
 }
 
@@ -289,13 +380,12 @@ void NdbWriter::SetLastNidIndex(uint32_t type, uint32_t index) {
 }
 
 Result<NdbWriter::PageRef> NdbWriter::WriteBtPage(PageType type, uint8_t level,
-                                                  const std::vector<std::string>& entries,
+                                                  const uint8_t* entries, size_t count,
                                                   size_t entry_size, size_t max_entries,
                                                   uint64_t first_key) {
   uint8_t p[kPageSize] = {};
-  for (size_t i = 0; i < entries.size(); ++i)
-    std::memcpy(p + i * entry_size, entries[i].data(), entry_size);
-  p[page::kCEnt] = static_cast<uint8_t>(entries.size());
+  if (count != 0) std::memcpy(p, entries, count * entry_size);
+  p[page::kCEnt] = static_cast<uint8_t>(count);
   p[page::kCEntMax] = static_cast<uint8_t>(max_entries);
   p[page::kCbEnt] = static_cast<uint8_t>(entry_size);
   p[page::kCLevel] = level;
@@ -307,21 +397,25 @@ Result<NdbWriter::PageRef> NdbWriter::WriteBtPage(PageType type, uint8_t level,
 }
 
 // Builds a B-tree bottom-up from sorted leaf entries: full pages, one level
-// of intermediate pages per factor of 20.
-Result<NdbWriter::PageRef> NdbWriter::WriteBTree(
-    PageType type, std::vector<std::pair<uint64_t, std::string>> leaves, size_t leaf_entry_size,
-    size_t leaf_max) {
+// of intermediate pages per factor of 20. Leaves are serialized a page at a
+// time, so the only per-entry memory is the caller's index.
+template <typename Leaf>
+Result<NdbWriter::PageRef> NdbWriter::WriteBTree(PageType type, size_t count,
+                                                 size_t leaf_entry_size, size_t leaf_max,
+                                                 const Leaf& leaf) {
   std::vector<PageRef> level_refs;
-  if (leaves.empty()) {
-    MBX_ASSIGN_OR_RETURN(PageRef r, WriteBtPage(type, 0, {}, leaf_entry_size, leaf_max, 0));
-    return r;
-  }
-  for (size_t from = 0; from < leaves.size(); from += leaf_max) {
-    const size_t to = std::min(leaves.size(), from + leaf_max);
-    std::vector<std::string> entries;
-    for (size_t i = from; i < to; ++i) entries.push_back(std::move(leaves[i].second));
+  uint8_t entries[kPageSize] = {};
+  if (count == 0) return WriteBtPage(type, 0, entries, 0, leaf_entry_size, leaf_max, 0);
+  for (size_t from = 0; from < count; from += leaf_max) {
+    const size_t to = std::min(count, from + leaf_max);
+    std::memset(entries, 0, sizeof(entries));
+    uint64_t first_key = 0;
+    for (size_t i = from; i < to; ++i) {
+      const uint64_t key = leaf(i, entries + (i - from) * leaf_entry_size);
+      if (i == from) first_key = key;
+    }
     MBX_ASSIGN_OR_RETURN(
-        PageRef r, WriteBtPage(type, 0, entries, leaf_entry_size, leaf_max, leaves[from].first));
+        PageRef r, WriteBtPage(type, 0, entries, to - from, leaf_entry_size, leaf_max, first_key));
     level_refs.push_back(r);
   }
   uint8_t level = 0;
@@ -330,17 +424,15 @@ Result<NdbWriter::PageRef> NdbWriter::WriteBTree(
     std::vector<PageRef> up;
     for (size_t from = 0; from < level_refs.size(); from += kBtEntryMax) {
       const size_t to = std::min(level_refs.size(), from + kBtEntryMax);
-      std::vector<std::string> entries;
+      std::memset(entries, 0, sizeof(entries));
       for (size_t i = from; i < to; ++i) {
-        std::string e;
-        ByteWriter w(e);
-        w.U64(level_refs[i].key);
-        w.U64(level_refs[i].bid);
-        w.U64(level_refs[i].ib);
-        entries.push_back(std::move(e));
+        uint8_t* e = entries + (i - from) * kBtEntrySize;
+        Put64(e, level_refs[i].key);
+        Put64(e + 8, level_refs[i].bid);
+        Put64(e + 16, level_refs[i].ib);
       }
-      MBX_ASSIGN_OR_RETURN(PageRef r, WriteBtPage(type, level, entries, kBtEntrySize, kBtEntryMax,
-                                                  level_refs[from].key));
+      MBX_ASSIGN_OR_RETURN(PageRef r, WriteBtPage(type, level, entries, to - from, kBtEntrySize,
+                                                  kBtEntryMax, level_refs[from].key));
       up.push_back(r);
     }
     level_refs = std::move(up);
@@ -387,7 +479,7 @@ Status NdbWriter::WriteHeader(const PageRef& nbt, const PageRef& bbt) {
   h[header::kPlatformCreate] = 1;
   h[header::kPlatformAccess] = 1;
   Put64(h + header::kBidNextP, next_page_bid_);
-  Put32(h + header::kUnique, static_cast<uint32_t>(nodes_.size()));
+  Put32(h + header::kUnique, static_cast<uint32_t>(node_count_));
   for (int t = 0; t < 32; ++t) Put32(h + header::kRgnid + 4 * t, next_nid_index_[t]);
   uint8_t* root = h + header::kRoot;
   uint64_t free_bytes = 0;
@@ -414,40 +506,83 @@ Status NdbWriter::WriteHeader(const PageRef& nbt, const PageRef& bbt) {
 
 Status NdbWriter::Finish() {
   if (finished_) return Status::InvalidArgument("PST writer: Finish called twice");
+  // Nodes: the spilled runs and the newest entries, each sorted, merged by
+  // NID. Blocks: the spilled runs and the newest entries, already in BID order.
   std::sort(nodes_.begin(), nodes_.end(),
             [](const NodeInfo& a, const NodeInfo& b) { return a.nid < b.nid; });
-  for (size_t i = 1; i < nodes_.size(); ++i)
-    if (nodes_[i].nid == nodes_[i - 1].nid)
-      return Status::InvalidArgument("PST writer: node " + std::to_string(nodes_[i].nid) +
-                                     " added twice");
-  std::vector<std::pair<uint64_t, std::string>> nbt_leaves;
-  nbt_leaves.reserve(nodes_.size());
-  for (const auto& n : nodes_) {
-    std::string e;
-    ByteWriter w(e);
-    w.U64(n.nid);
-    w.U64(n.bid_data);
-    w.U64(n.bid_sub);
-    w.U32(n.nid_parent);
-    w.U32(0);
-    nbt_leaves.emplace_back(n.nid, std::move(e));
-  }
-  std::vector<std::pair<uint64_t, std::string>> bbt_leaves;
-  bbt_leaves.reserve(blocks_.size());
-  for (const auto& b : blocks_) {
-    std::string e;
-    ByteWriter w(e);
-    w.U64(b.bid);
-    w.U64(b.ib);
-    w.U16(b.cb);
-    w.U16(b.cref);
-    w.U32(0);
-    bbt_leaves.emplace_back(b.bid, std::move(e));
-  }
-  MBX_ASSIGN_OR_RETURN(PageRef nbt, WriteBTree(PageType::kNbt, std::move(nbt_leaves),
-                                               kNbtLeafEntrySize, kNbtLeafMax));
-  MBX_ASSIGN_OR_RETURN(PageRef bbt, WriteBTree(PageType::kBbt, std::move(bbt_leaves),
-                                               kBbtLeafEntrySize, kBbtLeafMax));
+  std::vector<RunReader<NodeInfo>> node_runs;
+  for (const Run& r : node_runs_) node_runs.emplace_back(scratch_.get(), r);
+  size_t node_pos = 0;
+  Status read_error;
+  uint64_t last_nid = 0;
+  bool duplicate = false;
+  auto next_node = [&](size_t, uint8_t* e) -> uint64_t {
+    // The smallest head among the runs and the in-memory entries.
+    int best = -1;
+    uint64_t best_key = node_pos < nodes_.size() ? nodes_[node_pos].nid : UINT64_MAX;
+    for (size_t k = 0; k < node_runs.size(); ++k) {
+      if (node_runs[k].done()) continue;
+      auto key = node_runs[k].PeekKey();
+      if (!key.ok()) {
+        read_error = key.status();
+        return 0;
+      }
+      if (*key < best_key) {
+        best_key = *key;
+        best = static_cast<int>(k);
+      }
+    }
+    NodeInfo n{};
+    if (best < 0) {
+      n = nodes_[node_pos++];
+    } else {
+      auto got = node_runs[static_cast<size_t>(best)].Next();
+      if (!got.ok()) {
+        read_error = got.status();
+        return 0;
+      }
+      n = *got;
+    }
+    if (n.nid == last_nid && last_nid != 0) duplicate = true;
+    last_nid = n.nid;
+    n.Encode(e);
+    return n.nid;
+  };
+  MBX_ASSIGN_OR_RETURN(PageRef nbt, WriteBTree(PageType::kNbt, node_count_, kNbtLeafEntrySize,
+                                               kNbtLeafMax, next_node));
+  MBX_RETURN_IF_ERROR(read_error);
+  if (duplicate)
+    return Status::InvalidArgument("PST writer: node " + std::to_string(last_nid) + " added twice");
+
+  size_t block_count = blocks_.size();
+  for (const Run& r : block_runs_) block_count += r.count;
+  size_t run = 0, block_pos = 0;
+  std::optional<RunReader<BlockInfo>> reader;
+  auto next_block = [&](size_t, uint8_t* e) -> uint64_t {
+    BlockInfo b{};
+    while (run < block_runs_.size() && (!reader || reader->done())) {
+      if (reader) ++run;
+      reader.reset();
+      if (run < block_runs_.size()) reader.emplace(scratch_.get(), block_runs_[run]);
+    }
+    if (reader && !reader->done()) {
+      auto got = reader->Next();
+      if (!got.ok()) {
+        read_error = got.status();
+        return 0;
+      }
+      b = *got;
+      if (auto it = spilled_refs_.find(b.bid); it != spilled_refs_.end())
+        b.cref = static_cast<uint16_t>(b.cref + it->second);
+    } else {
+      b = blocks_[block_pos++];
+    }
+    b.Encode(e);
+    return b.bid;
+  };
+  MBX_ASSIGN_OR_RETURN(PageRef bbt, WriteBTree(PageType::kBbt, block_count, kBbtLeafEntrySize,
+                                               kBbtLeafMax, next_block));
+  MBX_RETURN_IF_ERROR(read_error);
   MBX_RETURN_IF_ERROR(WriteMapPages());
   MBX_RETURN_IF_ERROR(WriteHeader(nbt, bbt));
   MBX_RETURN_IF_ERROR(FlushBuffer());

@@ -2,17 +2,21 @@
 // trees, nodes, and at Finish() the B-trees, allocation maps and header of a
 // 64-bit Unicode PST.
 //
-// Blocks stream to the file as they are written; only the block and node
-// indexes (24 and 16 bytes per entry) stay in memory. Space is allocated
+// Blocks stream to the file as they are written. So do the block and node
+// indexes, past their newest entries: to a scratch file beside the output,
+// from which Finish() builds the B-trees (the nodes by a merge of sorted
+// runs). Memory is bounded whatever the file's size. Space is allocated
 // append-only, so the file is a valid PST only after Finish().
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "engine/fs.h"
 #include "engine/status.h"
 #include "formats/pst/disk/disk.h"
 #include "formats/pst/ndb/types.h"
@@ -23,6 +27,9 @@ class NdbWriter {
  public:
   struct Options {
     disk::CryptMethod crypt = disk::CryptMethod::kNone;
+    // Index entries kept in memory before older ones go to the scratch file
+    // (tests make it small).
+    size_t spill_entries = size_t{1} << 16;
   };
 
   // Creates (truncates) `path`. The caller owns atomicity: write to a
@@ -45,6 +52,10 @@ class NdbWriter {
   // Writes a subnode tree (SLBLOCKs, plus an SIBLOCK above them when more than
   // one is needed); entries need not be sorted. Returns 0 for no entries.
   Result<uint64_t> WriteSubnodes(std::vector<SubnodeEntry> entries);
+  // Puts blocks already written (by WriteBlock) under one root: the block
+  // itself when there is one, else an XBLOCK/XXBLOCK tree; `sizes` are their
+  // payload sizes. For data written piece by piece (a table's heap and rows).
+  Result<uint64_t> WriteTree(const std::vector<uint64_t>& bids, const std::vector<uint64_t>& sizes);
   // One more reference to an existing block (a shared template table).
   Status AddRef(uint64_t bid);
 
@@ -63,23 +74,57 @@ class NdbWriter {
   uint64_t bytes_written() const { return eof_; }
 
  private:
+  // Index entries. Their B-tree leaf entries ([MS-PST] 2.2.2.7.7.3-4) are
+  // also their records in the scratch file.
   struct BlockInfo {
     uint64_t bid;
     uint64_t ib;
     uint16_t cb;
     uint16_t cref;
+    static constexpr size_t kRecord = disk::kBbtLeafEntrySize;
+    void Encode(uint8_t* p) const {  // BREF, cb, cRef, 4 bytes padding
+      disk::Put64(p, bid);
+      disk::Put64(p + 8, ib);
+      disk::Put16(p + 16, cb);
+      disk::Put16(p + 18, cref);
+      disk::Put32(p + 20, 0);
+    }
+    static BlockInfo Decode(const uint8_t* p) {
+      return {disk::Get64(p), disk::Get64(p + 8), disk::Get16(p + 16), disk::Get16(p + 18)};
+    }
+    uint64_t key() const { return bid; }
   };
   struct NodeInfo {
     uint32_t nid;
     uint32_t nid_parent;
     uint64_t bid_data;
     uint64_t bid_sub;
+    static constexpr size_t kRecord = disk::kNbtLeafEntrySize;
+    void Encode(uint8_t* p) const {  // nid (8 bytes), bidData, bidSub, nidParent, padding
+      disk::Put64(p, nid);
+      disk::Put64(p + 8, bid_data);
+      disk::Put64(p + 16, bid_sub);
+      disk::Put32(p + 24, nid_parent);
+      disk::Put32(p + 28, 0);
+    }
+    static NodeInfo Decode(const uint8_t* p) {
+      return {static_cast<uint32_t>(disk::Get64(p)), disk::Get32(p + 24), disk::Get64(p + 8),
+              disk::Get64(p + 16)};
+    }
+    uint64_t key() const { return nid; }
   };
   struct PageRef {
     uint64_t key;
     uint64_t bid;
     uint64_t ib;
   };
+  // Entries spilled to the scratch file: `count` of them from offset `at`.
+  struct Run {
+    uint64_t at;
+    size_t count;
+  };
+  template <typename T>
+  class RunReader;
 
   NdbWriter(std::string path, int fd, Options options);
   Result<uint64_t> WriteRawBlock(std::string_view payload, bool internal);
@@ -92,12 +137,15 @@ class NdbWriter {
   Status StartRange(uint64_t range_index);
   Status PWrite(uint64_t ib, std::string_view bytes);
   Status FlushBuffer();
-  Result<PageRef> WriteBtPage(disk::PageType type, uint8_t level,
-                              const std::vector<std::string>& entries, size_t entry_size,
-                              size_t max_entries, uint64_t first_key);
-  Result<PageRef> WriteBTree(disk::PageType type,
-                             std::vector<std::pair<uint64_t, std::string>> leaves,
-                             size_t leaf_entry_size, size_t leaf_max);
+  Result<PageRef> WriteBtPage(disk::PageType type, uint8_t level, const uint8_t* entries,
+                              size_t count, size_t entry_size, size_t max_entries,
+                              uint64_t first_key);
+  // `leaf(i, out)` writes leaf entry i of `count` (sorted) and returns its key.
+  template <typename Leaf>
+  Result<PageRef> WriteBTree(disk::PageType type, size_t count, size_t leaf_entry_size,
+                             size_t leaf_max, const Leaf& leaf);
+  template <typename T>
+  Status Spill(std::vector<T>& entries, std::vector<Run>& runs);
   Status WriteMapPages();
   Status WriteHeader(const PageRef& nbt, const PageRef& bbt);
   void MarkAllocated(uint64_t ib, uint64_t size);
@@ -110,8 +158,14 @@ class NdbWriter {
   uint64_t next_ = 0;           // next free offset
   uint64_t eof_ = 0;            // end of the last AMap range
   uint32_t next_nid_index_[32] = {};
-  std::vector<BlockInfo> blocks_;  // in BID order
-  std::vector<NodeInfo> nodes_;
+  std::vector<BlockInfo> blocks_;              // the newest blocks, in BID order
+  std::vector<Run> block_runs_;                // older ones, in BID order
+  std::map<uint64_t, uint16_t> spilled_refs_;  // AddRef()s of spilled blocks
+  std::vector<NodeInfo> nodes_;                // the newest nodes, unsorted
+  std::vector<Run> node_runs_;                 // older ones, each run sorted by NID
+  uint64_t node_count_ = 0;
+  fs::Fd scratch_;  // opened at the first spill
+  uint64_t scratch_end_ = 0;
   std::vector<std::vector<uint8_t>> amap_bits_;  // one 496-byte bitmap per range
   // A small write-behind buffer for sequential blocks.
   std::string buf_;
