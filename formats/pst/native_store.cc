@@ -85,15 +85,10 @@ std::vector<uint32_t> Store::Children(uint32_t folder, uint32_t nid_type) const 
   if (table != nullptr) {
     auto node = OpenNode(ndb_, table->bid_data, table->bid_sub);
     if (node.ok()) {
-      auto t = ltp::ReadTableContext(node->heap, node->ctx);
-      if (t.ok()) {
-        std::vector<const ltp::Row*> rows;
-        for (const ltp::Row& r : t->rows) rows.push_back(&r);
-        std::sort(rows.begin(), rows.end(),
-                  [](const ltp::Row* a, const ltp::Row* b) { return a->row_index < b->row_index; });
-        for (const ltp::Row* r : rows) {
-          if (wanted(r->row_id)) out.push_back(r->row_id);
-        }
+      auto ids = ltp::ReadTableRowIds(node->heap);
+      if (ids.ok()) {
+        for (uint32_t id : *ids)
+          if (wanted(id)) out.push_back(id);
         return out;
       }
     }

@@ -851,10 +851,10 @@ void Checker::CheckAllocation() {
       CheckMapPage(next, disk::PageType::kPMap, "PMap");
       next += disk::kPageSize;
     }
-    // FMaps (from the 128th AMap range) and FPMaps (from the 8192nd) follow
-    // the AMap/PMap there. Outlook's placement has not been observed (no file
-    // here is that large), so pages found there are checked and counted, and
-    // their absence is a note, not a violation.
+    // FMaps (every 496 ranges from the 128th) and FPMaps (every 3,968 from the
+    // 8192nd) follow the AMap/PMap there. Outlook's placement has not been
+    // observed (no file here is that large), so pages found there are checked
+    // and counted, and their absence is a note, not a violation.
     if (k >= 128 && (k - 128) % 496 == 0) {
       const std::string_view pb = r_.Bytes(next, disk::kPageSize);
       if (!pb.empty() && U8(pb)[disk::page::kType] == static_cast<uint8_t>(disk::PageType::kFMap)) {
@@ -864,7 +864,10 @@ void Checker::CheckAllocation() {
         fmap_unverified = true;
       }
     }
-    if (k >= 8192) {
+    // An FPMap maps 496 x 8 PMaps' worth of ranges. Only those places are
+    // looked at: elsewhere the bytes after the AMap belong to blocks, and one
+    // whose byte 496 happens to read as an FPMap type is not a page.
+    if (k >= 8192 && (k - 8192) % (496 * 8) == 0) {
       const std::string_view pb = r_.Bytes(next, disk::kPageSize);
       if (!pb.empty() &&
           U8(pb)[disk::page::kType] == static_cast<uint8_t>(disk::PageType::kFPMap)) {

@@ -392,6 +392,28 @@ std::vector<std::string> ValidateTableInfo(const TableInfo& info) {
   return out;
 }
 
+Result<std::vector<uint32_t>> ReadTableRowIds(const Heap& heap) {
+  if (heap.client_sig() != disk::kClientSigTc) return Status::Corruption("not a TC heap");
+  MBX_ASSIGN_OR_RETURN(std::string_view ti, heap.Get(heap.user_root()));
+  if (ti.size() < kTcInfoSize || U8(ti)[0] != disk::kClientSigTc)
+    return Status::Corruption("TCINFO missing or without bType 0x7C");
+  const uint32_t hid_row_index = Get32(U8(ti) + 10);
+  std::vector<std::pair<uint32_t, uint32_t>> index;  // position, row id
+  if (hid_row_index != 0) {
+    MBX_ASSIGN_OR_RETURN(Bth bth, Bth::Open(heap, hid_row_index));
+    if (bth.key_size() != 4 || bth.data_size() != 4)
+      return Status::Corruption("row index BTH is not 4 + 4 bytes a record");
+    MBX_ASSIGN_OR_RETURN(auto records, bth.Records());
+    index.reserve(records.size());
+    for (const auto& r : records) index.emplace_back(Get32(U8(r.data)), Get32(U8(r.key)));
+  }
+  std::sort(index.begin(), index.end());
+  std::vector<uint32_t> ids;
+  ids.reserve(index.size());
+  for (const auto& [at, id] : index) ids.push_back(id);
+  return ids;
+}
+
 Result<Table> ReadTableContext(const Heap& heap, const NodeContext& ctx) {
   if (heap.client_sig() != disk::kClientSigTc) {
     char msg[80];
