@@ -1,5 +1,7 @@
 #include "formats/pst/disk/disk.h"
 
+#include <zlib.h>
+
 #include <array>
 #include <cstdio>
 
@@ -34,27 +36,17 @@ constexpr std::array<uint8_t, 256> Invert(const std::array<uint8_t, 256>& t) {
 }
 constexpr std::array<uint8_t, 256> kPermuteDecode = Invert(kPermuteEncode);
 
-constexpr std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);
-    t[i] = c;
-  }
-  return t;
-}
-constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
-
 void Substitute(const std::array<uint8_t, 256>& table, uint8_t* data, size_t n) {
   for (size_t i = 0; i < n; ++i) data[i] = table[data[i]];
 }
 
 }  // namespace
 
+// [MS-PST] 5.3's CRC is CRC-32 (0xEDB88320) without zlib's pre- and
+// post-inversion, so zlib's (several bytes a cycle, where a table loop does one:
+// a fifth of a PST -> PST merge's time) computes it with both undone.
 uint32_t Crc(const void* data, size_t n, uint32_t crc) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) crc = kCrcTable[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return crc;
+  return ~static_cast<uint32_t>(crc32_z(~crc, static_cast<const Bytef*>(data), n));
 }
 
 void EncodeBlock(CryptMethod method, uint8_t* data, size_t n, uint64_t /*bid*/) {
