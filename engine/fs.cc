@@ -51,6 +51,30 @@ Status WriteAll(int fd, std::string_view data, const std::string& path_for_error
   return Status::Ok();
 }
 
+Status PwriteAll(int fd, std::string_view data, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot write " + what, errno);
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<size_t> PreadUpTo(int fd, char* buf, size_t size, uint64_t offset, const std::string& what) {
+  size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::pread(fd, buf + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot read " + what, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
 Result<Fd> OpenScratch(const std::string& dir) {
   const std::string where = dir.empty() ? "." : dir;
   int fd = -1;

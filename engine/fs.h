@@ -36,6 +36,11 @@ class Fd {
 
 Result<Fd> Open(const std::string& path, int flags, mode_t mode = 0644);
 Status WriteAll(int fd, std::string_view data, const std::string& path_for_errors);
+// pwrite() of all of `data` at `offset`.
+Status PwriteAll(int fd, std::string_view data, uint64_t offset, const std::string& what);
+// pread() into `buf` from `offset` until `size` bytes or the end of the file;
+// returns how many were read.
+Result<size_t> PreadUpTo(int fd, char* buf, size_t size, uint64_t offset, const std::string& what);
 // An unnamed scratch file in `dir` (O_TMPFILE, or a unique name unlinked at
 // once): it takes disk space beside the output and vanishes with the process.
 Result<Fd> OpenScratch(const std::string& dir);

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "formats/pst/disk/disk.h"
+#include "formats/pst/ltp/reader.h"
 #include "formats/pst/mapi_to_mime.h"
 #include "tests/pst_oracles.h"
 #include "tests/test_util.h"
@@ -75,22 +76,13 @@ std::string PropValue(const testing::PffValue& v) {
   };
   if (v.value_type == 0x001F || v.value_type == 0x001E)
     return text(decode(v.bytes, v.value_type == 0x001F));
-  if ((v.value_type == 0x101F || v.value_type == 0x101E) && v.bytes.size() >= 4) {
-    // Count, offsets, values.
-    const auto* b = reinterpret_cast<const uint8_t*>(v.bytes.data());
-    const uint32_t n = pst::disk::Get32(b);
-    std::string out = std::to_string(n) + " strings:";
-    for (uint32_t i = 0; i < n && 8 + 4 * uint64_t{i} <= v.bytes.size(); ++i) {
-      const uint32_t from = pst::disk::Get32(b + 4 + 4 * i);
-      const uint32_t to = i + 1 < n && 12 + 4 * uint64_t{i} <= v.bytes.size()
-                              ? pst::disk::Get32(b + 8 + 4 * i)
-                              : static_cast<uint32_t>(v.bytes.size());
-      if (from <= to && to <= v.bytes.size())
-        out += " [" +
-               decode(std::string_view(v.bytes).substr(from, to - from), v.value_type == 0x101F) +
-               "]";
+  if (v.value_type == 0x101F || v.value_type == 0x101E) {
+    auto values = pst::ltp::DecodeMultiValue(static_cast<uint16_t>(v.value_type), v.bytes);
+    if (values.ok()) {
+      std::string out = std::to_string(values->size()) + " strings:";
+      for (const auto& value : *values) out += " [" + decode(value, v.value_type == 0x101F) + "]";
+      return text(out);
     }
-    return text(out);
   }
   return testing::Sha256Hex(v.bytes) + " (" + std::to_string(v.bytes.size()) + " bytes)";
 }

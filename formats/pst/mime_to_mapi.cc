@@ -12,6 +12,7 @@
 
 #include "engine/fingerprint.h"
 #include "formats/mime/mime.h"
+#include "formats/pst/ltp/reader.h"
 #include "formats/pst/mapi.h"
 #include "formats/pst/mapi_to_mime.h"
 
@@ -450,21 +451,15 @@ std::optional<ltp::Property> ConvertValue(uint16_t id, const PropValue& v) {
       4 + 4 * uint64_t{disk::Get32(reinterpret_cast<const uint8_t*>(v.data.data()))} <=
           v.data.size())
     return ltp::Property{id, v.type, v.data};  // count, offsets, UTF-16 values: as stored
-  if (v.type == 0x101E && v.data.size() >= 4) {
+  if (v.type == disk::kPtypMultipleString8 && v.data.size() >= 4) {
     // 8-bit strings (an ANSI store's): each value as text, stored as UTF-16.
-    const auto* b = reinterpret_cast<const uint8_t*>(v.data.data());
-    const uint32_t n = disk::Get32(b);
-    if (4 + 4 * uint64_t{n} > v.data.size()) return std::nullopt;
+    auto raw = ltp::DecodeMultiValue(v.type, v.data);
+    if (!raw.ok()) return std::nullopt;
     std::vector<std::string> values;
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint32_t from = disk::Get32(b + 4 + 4 * i);
-      const uint32_t to =
-          i + 1 < n ? disk::Get32(b + 8 + 4 * i) : static_cast<uint32_t>(v.data.size());
-      if (from > to || to > v.data.size()) return std::nullopt;
-      std::string_view raw = std::string_view(v.data).substr(from, to - from);
-      while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
+    for (std::string_view value : *raw) {
+      while (!value.empty() && value.back() == '\0') value.remove_suffix(1);
       std::string text;
-      AppendCodepage(&text, raw, 0);
+      AppendCodepage(&text, value, 1252);  // the code page libpff assumes, as for 8-bit strings
       values.push_back(disk::Utf8ToUtf16le(text));
     }
     return ltp::Property{id, disk::kPtypMultipleString,
@@ -591,7 +586,8 @@ messaging::OutMessage MapiToOut(const MapiMessage& m) {
     for (uint32_t tag : a.table_columns) {
       // 8-bit string columns become Unicode ones, as the values do.
       if ((tag & 0xFFFF) == kPtString8) tag = (tag & 0xFFFF0000) | kPtUnicode;
-      if ((tag & 0xFFFF) == 0x101E) tag = (tag & 0xFFFF0000) | 0x101F;
+      if ((tag & 0xFFFF) == disk::kPtypMultipleString8)
+        tag = (tag & 0xFFFF0000) | disk::kPtypMultipleString;
       oa.table_columns.push_back(tag);
     }
     if (a.embedded) {

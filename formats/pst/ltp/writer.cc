@@ -134,8 +134,9 @@ std::string HeapBuilder::Serialize(size_t i) const {
 }
 
 std::vector<std::string> HeapBuilder::Finish() {
-  // Fill levels first: those of later blocks live in earlier headers.
-  for (size_t i = 0; i < blocks_.size(); ++i) (void)Close(i);  // not streaming: cannot fail
+  // Every block but the last was closed (its fill level known) when the next
+  // began; the fill levels of later blocks live in earlier headers.
+  if (!blocks_.empty()) (void)Close(blocks_.size() - 1);  // not streaming: cannot fail
   std::vector<std::string> out;
   out.reserve(blocks_.size());
   for (size_t i = 0; i < blocks_.size(); ++i) out.push_back(Serialize(i));
@@ -376,7 +377,6 @@ Status TableWriter::Add(const RowValues& row) {
       std::memcpy(p + c.ib, value.data(), std::min<size_t>(c.cb, value.size()));
     } else {
       MBX_ASSIGN_OR_RETURN(uint32_t hnid, StoreValue(value, heap_, node_));
-      p = reinterpret_cast<uint8_t*>(block_.data() + at);
       Put32(p + c.ib, hnid);
     }
     p[schema_.end_1b + c.ibit / 8] |= static_cast<uint8_t>(0x80 >> (c.ibit % 8));

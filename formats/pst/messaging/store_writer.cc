@@ -1,9 +1,6 @@
 #include "formats/pst/messaging/store_writer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -77,45 +74,36 @@ Row RowFromProps(uint32_t row_id, const ltp::TableSchema& schema,
   return row;
 }
 
-// The recipient table: Outlook's template columns plus the recipient's row
-// id (and the SMTP address when `smtp`), laid out afresh.
+// A schema's tags in existence-bit order: Outlook's templates give the bits
+// in the order of their columns, which is the order Layout() takes.
+std::vector<uint32_t> TagsByBit(const ltp::TableSchema& schema) {
+  std::vector<std::pair<uint8_t, uint32_t>> by_bit;
+  for (const auto& c : schema.columns) by_bit.emplace_back(c.ibit, c.tag);
+  std::sort(by_bit.begin(), by_bit.end());
+  std::vector<uint32_t> tags;
+  for (const auto& [bit, tag] : by_bit) tags.push_back(tag);
+  return tags;
+}
+
+// The recipient table: Outlook's template columns plus the SMTP address when
+// `smtp`, and the recipient's row id, laid out afresh. Without the SMTP column
+// when no recipient has one: a column no row fills reads as an empty value
+// through libpff, which a copy of an OST's table must not add.
 const ltp::TableSchema& RecipientSchema(bool smtp) {
-  static const ltp::TableSchema s = [] {
-    std::vector<uint32_t> tags;
-    for (const auto& c : schema::RecipientTable().columns) tags.push_back(c.tag);
-    std::sort(tags.begin(), tags.end(), [](uint32_t a, uint32_t b) {
-      auto bit = [](uint32_t t) {
-        for (const auto& c : schema::RecipientTable().columns)
-          if (c.tag == t) return c.ibit;
-        return uint8_t{0};
-      };
-      return bit(a) < bit(b);
-    });
-    tags.push_back(0x39FE001F);  // PidTagSmtpAddress
-    tags.push_back(0x30000003);  // PidTagRowid
+  auto layout = [](bool with_smtp) {
+    std::vector<uint32_t> tags = TagsByBit(schema::RecipientTable());
+    if (with_smtp) tags.push_back(0x39FE001F);  // PidTagSmtpAddress
+    tags.push_back(0x30000003);                 // PidTagRowid
     return ltp::TableSchema::Layout(tags);
-  }();
-  // Without the SMTP column: a column no row fills reads as an empty value
-  // through libpff, which a copy of an OST's table must not add.
-  static const ltp::TableSchema without = [] {
-    std::vector<uint32_t> tags;
-    for (const auto& c : s.columns)
-      if (c.tag != 0x39FE001F) tags.push_back(c.tag);
-    std::sort(tags.begin(), tags.end(),
-              [](uint32_t a, uint32_t b) { return s.Find(a)->ibit < s.Find(b)->ibit; });
-    return ltp::TableSchema::Layout(tags);
-  }();
-  return smtp ? s : without;
+  };
+  static const ltp::TableSchema with = layout(true), without = layout(false);
+  return smtp ? with : without;
 }
 
 // `base` with further columns (tags in order, after the template's).
 ltp::TableSchema SchemaWith(const ltp::TableSchema& base, const std::set<uint32_t>& extra) {
   if (extra.empty()) return base;
-  std::vector<std::pair<uint8_t, uint32_t>> by_bit;
-  for (const auto& c : base.columns) by_bit.emplace_back(c.ibit, c.tag);
-  std::sort(by_bit.begin(), by_bit.end());
-  std::vector<uint32_t> tags;
-  for (const auto& [bit, tag] : by_bit) tags.push_back(tag);
+  std::vector<uint32_t> tags = TagsByBit(base);
   for (uint32_t t : extra)
     if (base.Find(t) == nullptr) tags.push_back(t);
   return ltp::TableSchema::Layout(tags);
@@ -304,14 +292,7 @@ class RowSpool {
   static constexpr size_t kChunk = 1 << 20;
 
   Status Flush() {
-    size_t done = 0;
-    while (done < pending_.size()) {
-      const ssize_t n = ::pwrite(fd_.get(), pending_.data() + done, pending_.size() - done,
-                                 static_cast<off_t>(end_ + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Status::FromErrno("cannot write " + where_, errno);
-      done += static_cast<size_t>(n);
-    }
+    MBX_RETURN_IF_ERROR(fs::PwriteAll(fd_.get(), pending_, end_, where_));
     end_ += pending_.size();
     pending_.clear();
     return Status::Ok();
@@ -323,15 +304,8 @@ class RowSpool {
     if (at < window_at_ || at + n > window_at_ + window_.size()) {
       if (at + n > end_) return Status::IOError("a row record in " + where_ + " is past its end");
       window_.resize(std::max(n, kChunk));
-      size_t got = 0;
-      while (got < n) {
-        const ssize_t r = ::pread(fd_.get(), window_.data() + got, window_.size() - got,
-                                  static_cast<off_t>(at + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return Status::FromErrno("cannot read " + where_, errno);
-        if (r == 0) break;
-        got += static_cast<size_t>(r);
-      }
+      MBX_ASSIGN_OR_RETURN(size_t got,
+                           fs::PreadUpTo(fd_.get(), window_.data(), window_.size(), at, where_));
       if (got < n) return Status::IOError("a row record in " + where_ + " is cut short");
       window_.resize(got);
       window_at_ = at;

@@ -72,14 +72,10 @@ class NdbWriter::RunReader {
     if (pos_ == buf_.size()) {
       const size_t n = std::min<size_t>(left_, 4096);
       std::string raw(n * T::kRecord, '\0');
-      size_t got = 0;
-      while (got < raw.size()) {
-        const ssize_t r =
-            ::pread(fd_, raw.data() + got, raw.size() - got, static_cast<off_t>(at_ + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return Status::IOError("PST writer: cannot read back its index scratch file");
-        got += static_cast<size_t>(r);
-      }
+      MBX_ASSIGN_OR_RETURN(size_t got, fs::PreadUpTo(fd_, raw.data(), raw.size(), at_,
+                                                     "the PST writer's index scratch file"));
+      if (got < raw.size())
+        return Status::IOError("PST writer: its index scratch file is cut short");
       buf_.clear();
       for (size_t i = 0; i < n; ++i)
         buf_.push_back(T::Decode(reinterpret_cast<const uint8_t*>(raw.data()) + i * T::kRecord));
@@ -115,16 +111,8 @@ Status NdbWriter::Spill(std::vector<T>& entries, std::vector<Run>& runs) {
   std::string raw(entries.size() * T::kRecord, '\0');
   for (size_t i = 0; i < entries.size(); ++i)
     entries[i].Encode(reinterpret_cast<uint8_t*>(raw.data()) + i * T::kRecord);
-  size_t done = 0;
-  while (done < raw.size()) {
-    const ssize_t n = ::pwrite(scratch_.get(), raw.data() + done, raw.size() - done,
-                               static_cast<off_t>(scratch_end_ + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return Status::FromErrno(
-          "cannot write the PST writer's index scratch file beside '" + path_ + "'", errno);
-    done += static_cast<size_t>(n);
-  }
+  MBX_RETURN_IF_ERROR(fs::PwriteAll(scratch_.get(), raw, scratch_end_,
+                                    "the PST writer's index scratch file beside '" + path_ + "'"));
   runs.push_back({scratch_end_, entries.size()});
   scratch_end_ += raw.size();
   entries.clear();
@@ -150,16 +138,7 @@ Status NdbWriter::PWrite(uint64_t ib, std::string_view bytes) {
 }
 
 Status NdbWriter::FlushBuffer() {
-  size_t done = 0;
-  while (done < buf_.size()) {
-    ssize_t n =
-        ::pwrite(fd_, buf_.data() + done, buf_.size() - done, static_cast<off_t>(buf_ib_ + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("cannot write '" + path_ + "'", errno);
-    }
-    done += static_cast<size_t>(n);
-  }
+  MBX_RETURN_IF_ERROR(fs::PwriteAll(fd_, buf_, buf_ib_, "'" + path_ + "'"));
   buf_.clear();
   return Status::Ok();
 }
@@ -240,15 +219,13 @@ Result<uint64_t> NdbWriter::WriteData(std::string_view data) {
 }
 
 Result<uint64_t> NdbWriter::WriteBlocks(const std::vector<std::string>& blocks) {
-  if (blocks.empty()) return uint64_t{0};
   std::vector<uint64_t> bids, sizes;
   for (const auto& b : blocks) {
     MBX_ASSIGN_OR_RETURN(uint64_t bid, WriteBlock(b));
     bids.push_back(bid);
     sizes.push_back(b.size());
   }
-  if (bids.size() == 1) return bids[0];
-  return WriteXTree(bids, sizes);
+  return WriteTree(bids, sizes);
 }
 
 Result<uint64_t> NdbWriter::WriteTree(const std::vector<uint64_t>& bids,
@@ -514,8 +491,7 @@ Status NdbWriter::Finish() {
   for (const Run& r : node_runs_) node_runs.emplace_back(scratch_.get(), r);
   size_t node_pos = 0;
   Status read_error;
-  uint64_t last_nid = 0;
-  bool duplicate = false;
+  uint64_t last_nid = 0, duplicate = 0;
   auto next_node = [&](size_t, uint8_t* e) -> uint64_t {
     // The smallest head among the runs and the in-memory entries.
     int best = -1;
@@ -543,7 +519,7 @@ Status NdbWriter::Finish() {
       }
       n = *got;
     }
-    if (n.nid == last_nid && last_nid != 0) duplicate = true;
+    if (n.nid == last_nid && last_nid != 0 && duplicate == 0) duplicate = n.nid;
     last_nid = n.nid;
     n.Encode(e);
     return n.nid;
@@ -551,8 +527,9 @@ Status NdbWriter::Finish() {
   MBX_ASSIGN_OR_RETURN(PageRef nbt, WriteBTree(PageType::kNbt, node_count_, kNbtLeafEntrySize,
                                                kNbtLeafMax, next_node));
   MBX_RETURN_IF_ERROR(read_error);
-  if (duplicate)
-    return Status::InvalidArgument("PST writer: node " + std::to_string(last_nid) + " added twice");
+  if (duplicate != 0)
+    return Status::InvalidArgument("PST writer: node " + std::to_string(duplicate) +
+                                   " added twice");
 
   size_t block_count = blocks_.size();
   for (const Run& r : block_runs_) block_count += r.count;
