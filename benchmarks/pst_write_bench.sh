@@ -177,7 +177,7 @@ $SECTION
 Our MS-PST writer against \`cp\` of the same input bytes followed by \`sync\`
 (the I/O floor), $ROUNDS rounds, medians; machine: $(nproc) cores, $(uname -sr).
 Every output passed \`mbxmerge check\` with the expected message count.
-Reproduce: \`COPIES=$COPIES MESSAGES=$MESSAGES ROUNDS=$ROUNDS BIG_MESSAGES=$BIG_MESSAGES benchmarks/pst_write_bench.sh\`.
+Reproduce: \`COPIES=$COPIES MESSAGES=$MESSAGES ROUNDS=$ROUNDS BIG_MESSAGES=$BIG_MESSAGES BIG_ROUNDS=$BIG_ROUNDS benchmarks/pst_write_bench.sh\`.
 
 | workload | mbxmerge | cp + sync | mbxmerge / cp |
 |---|---|---|---|

@@ -111,6 +111,24 @@ class MailboxSink {
   // sink is unusable, which later calls report too.
   virtual Status Stage(const Message& msg, std::string_view folder) = 0;
 
+  // Whether Stage() needs `msg`'s MIME form. The engine renders a native
+  // message's MIME on its worker threads only when something needs it: this,
+  // a selection criterion or dedupe. Thread-safe; looks at `msg` only.
+  virtual bool NeedsMime(const Message& msg) const {
+    (void)msg;
+    return true;
+  }
+
+  // Converts `msg` into the sink's own form ahead of Stage() (setting
+  // msg->prepared, which Stage() then uses): the engine calls it on its
+  // worker threads, so conversion runs in parallel instead of on the one
+  // committer thread. A sink whose Stage() converts nothing has nothing to do
+  // here. An error fails this message only. Thread-safe.
+  virtual Status Prepare(Message* msg) const {
+    (void)msg;
+    return Status::Ok();
+  }
+
   // The folder name ScanExisting() reports for a message staged into
   // `folder`. Sinks that rewrite names for their medium (Maildir++ dots,
   // unsafe file names, length limits) say how, so that a rerun's dedupe

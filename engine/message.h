@@ -29,6 +29,15 @@ enum MessageFlag : uint8_t {
 };
 using MessageFlags = uint8_t;
 
+// A sink's own form of a message, made ahead of time on a worker thread
+// (MailboxSink::Prepare). Sinks subclass it; the engine only carries it.
+class SinkForm {
+ public:
+  virtual ~SinkForm() = default;
+  // About how many bytes it holds (the pipeline's memory budget counts them).
+  virtual size_t SizeHint() const = 0;
+};
+
 // A backend-specific native message (e.g. a MAPI property bag). Backends
 // subclass it; the engine only passes it through and asks it for MIME.
 class NativeMessage {
@@ -42,12 +51,28 @@ class NativeMessage {
   virtual size_t SizeHint() const { return 0; }
 };
 
+// See Message::folder.
+inline constexpr std::string_view kStoreFolderPrefix = "/";
+inline bool IsStoreFolder(std::string_view folder) {
+  return folder.substr(0, kStoreFolderPrefix.size()) == kStoreFolderPrefix;
+}
+// A path as a mailbox folder: what a message that is not associated means by
+// a folder that starts with the prefix (a hostile source's "/etc").
+inline std::string_view MailboxFolderOf(std::string_view folder) {
+  while (IsStoreFolder(folder)) folder.remove_prefix(kStoreFolderPrefix.size());
+  return folder;
+}
+
 // Seconds since the Unix epoch, UTC.
 using UnixTime = int64_t;
 
 struct Message {
   // Folder path below the mailbox root, components separated by '/', "" for
-  // the root itself (an mbox file's only folder, a Maildir's INBOX).
+  // the root itself (an mbox file's only folder, a Maildir's INBOX). A path
+  // starting with kStoreFolderPrefix names a folder of the store outside the
+  // mailbox's folders (a PST's Common Views): only associated items have one,
+  // only a PST sink takes them, and the engine never maps it under another
+  // folder.
   std::string folder;
 
   // RFC 5322 bytes when the native form is MIME (native == nullptr), exactly as
@@ -85,6 +110,9 @@ struct Message {
   // Set by a source when this message could not be read; the engine counts it
   // as failed (with this reason) and goes on.
   std::optional<Status> read_error;
+
+  // The target sink's own form of this message, when its Prepare() made one.
+  std::shared_ptr<const SinkForm> prepared;
 
   bool IsMime() const { return native == nullptr; }
   // The RFC 5322 form, converting from the native form when needed.

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "formats/memory/memory.h"
@@ -200,6 +202,107 @@ TEST(MergeTest, HugeMessagesDoNotDeadlockTheInflightBudget) {
   opt.jobs = 4;
   RunReport r = Merge(a, {}, &sink, opt);
   EXPECT_EQ(r.Total().written, 20u);
+}
+
+// A native message that remembers whether its MIME form was rendered.
+class RenderedNative : public NativeMessage {
+ public:
+  explicit RenderedNative(std::string mime) : mime_(std::move(mime)) {}
+  std::string_view Kind() const override { return "test"; }
+  Result<std::string> ToMime() const override {
+    rendered_ = true;
+    return mime_;
+  }
+  bool rendered() const { return rendered_; }
+
+ private:
+  std::string mime_;
+  mutable std::atomic<bool> rendered_{false};
+};
+
+// A sink that writes native messages from their native form (as the PST sink
+// does a PST source's), so needs no MIME for them. Counts the native
+// messages whose MIME the engine had rendered before Stage().
+class NativeSink : public MemorySink {
+ public:
+  bool NeedsMime(const Message& msg) const override { return msg.IsMime(); }
+  Status Stage(const Message& msg, std::string_view folder) override {
+    if (static_cast<const RenderedNative&>(*msg.native).rendered()) ++rendered_before_stage;
+    return MemorySink::Stage(msg, folder);
+  }
+  int rendered_before_stage = 0;
+};
+
+TEST(MergeTest, NativeMessagesAreRenderedOnlyWhenSomethingNeedsMime) {
+  auto run = [](DedupeRule dedupe, Selection sel, int* rendered) {
+    std::vector<Message> a;
+    for (int i = 0; i < 40; ++i) {
+      Message m;
+      m.native = std::make_shared<RenderedNative>(Mail(i % 30));
+      a.push_back(std::move(m));
+    }
+    NativeSink sink;
+    MergeOptions opt;
+    opt.jobs = 2;
+    opt.dedupe = dedupe;
+    opt.selection = std::move(sel);
+    RunReport r = Merge(a, {}, &sink, opt);
+    *rendered = sink.rendered_before_stage;
+    return r.Total().written;
+  };
+  int rendered = -1;
+  EXPECT_EQ(run(DedupeRule::kNone, {}, &rendered), 40u);
+  EXPECT_EQ(rendered, 0);  // nothing needed MIME
+  EXPECT_EQ(run(DedupeRule::kMessageId, {}, &rendered), 30u);
+  EXPECT_EQ(rendered, 30);  // dedupe does
+  Selection since;
+  since.since = 0;
+  EXPECT_EQ(run(DedupeRule::kNone, since, &rendered), 40u);
+  EXPECT_EQ(rendered, 40);  // so does a date criterion
+}
+
+// A sink that converts on the engine's workers (as the PST sink does): the
+// committer stages what Prepare() made; a message Prepare() cannot convert
+// fails alone, with its reason, and the run goes on.
+class PreparingSink : public MemorySink {
+ public:
+  struct Form : SinkForm {
+    std::thread::id made_on;
+    size_t SizeHint() const override { return 1; }
+  };
+  Status Prepare(Message* msg) const override {
+    if (msg->mime.find("Subject: message 13\n") != std::string::npos)
+      return Status::Corruption("cannot convert message 13");
+    auto form = std::make_shared<Form>();
+    form->made_on = std::this_thread::get_id();
+    msg->prepared = std::move(form);
+    return Status::Ok();
+  }
+  Status Stage(const Message& msg, std::string_view folder) override {
+    const auto* form = dynamic_cast<const Form*>(msg.prepared.get());
+    if (form == nullptr) {
+      ++unprepared;
+    } else if (form->made_on != std::this_thread::get_id()) {
+      ++prepared_elsewhere;
+    }
+    return MemorySink::Stage(msg, folder);
+  }
+  int unprepared = 0, prepared_elsewhere = 0;
+};
+
+TEST(MergeTest, SinkPreparesOnTheWorkersAndAFailedPrepareFailsOneMessage) {
+  std::vector<Message> a;
+  for (int i = 0; i < 50; ++i) a.push_back(M("", Mail(i)));
+  PreparingSink sink;
+  MergeOptions opt;
+  opt.jobs = 2;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.Total().written, 49u);
+  EXPECT_EQ(r.Total().failed, 1u);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_NE(r.failures[0].reason.find("cannot convert message 13"), std::string::npos);
+  EXPECT_EQ(sink.unprepared, 0);
+  EXPECT_EQ(sink.prepared_elsewhere, 49);  // not on the committer's thread
 }
 
 TEST(MergeTest, DryRunCountsButWritesNothing) {

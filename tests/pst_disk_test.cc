@@ -3,9 +3,11 @@
 // block/page signatures, the permutative encoding (inverse pair, and a real
 // Empty.pst block that decodes to a heap header), and UTF-16 conversion.
 #include <gtest/gtest.h>
+#include <iconv.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -127,6 +129,46 @@ TEST(PstDiskTest, Utf16RoundTrips) {
                                       4)),
             "\xEF\xBF\xBD"
             "A");
+}
+
+// The conversions take ASCII eight bytes at a time: random mixes of ASCII
+// runs and multi-byte characters at every alignment agree with glibc's iconv,
+// and an invalid byte anywhere in an ASCII run becomes one U+FFFD in place.
+TEST(PstDiskTest, Utf16AgreesWithIconvAtEveryAlignment) {
+  auto iconv_utf16 = [](const std::string& utf8) {
+    iconv_t cd = iconv_open("UTF-16LE", "UTF-8");
+    std::string out(utf8.size() * 2 + 8, '\0');
+    char* in = const_cast<char*>(utf8.data());
+    size_t in_left = utf8.size(), out_left = out.size();
+    char* o = out.data();
+    EXPECT_NE(iconv(cd, &in, &in_left, &o, &out_left), static_cast<size_t>(-1));
+    iconv_close(cd);
+    out.resize(out.size() - out_left);
+    return out;
+  };
+  const std::vector<std::string> pieces = {
+      "a",    "Hello, world. ",  "\xC3\xBC", "\xE6\x97\xA5", "\xF0\x9F\x98\x80",
+      "\r\n", "0123456789abcdef"};
+  std::mt19937 rng(7);
+  for (int round = 0; round < 500; ++round) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k) s += pieces[rng() % pieces.size()];
+    const std::string utf16 = Utf8ToUtf16le(s);
+    ASSERT_EQ(utf16, iconv_utf16(s)) << s;
+    ASSERT_EQ(Utf16leToUtf8(utf16), s) << s;
+  }
+  const std::string ascii = "abcdefghijklmnopqrstuvwxyz";
+  for (size_t at = 0; at < ascii.size(); ++at) {
+    std::string bad = ascii;
+    bad[at] = '\xFF';
+    std::string good = ascii.substr(0, at) + "\xEF\xBF\xBD" + ascii.substr(at + 1);
+    EXPECT_EQ(Utf16leToUtf8(Utf8ToUtf16le(bad)), good) << at;
+    std::string lone = Utf8ToUtf16le(ascii);
+    lone[2 * at] = '\x00';
+    lone[2 * at + 1] = '\xDC';  // a lone low surrogate
+    EXPECT_EQ(Utf16leToUtf8(lone), good) << at;
+  }
 }
 
 TEST(PstDiskTest, SizesAndNids) {

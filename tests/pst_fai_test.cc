@@ -294,6 +294,72 @@ TEST(PstFaiTest, PstToPstCarriesFaiAndFolderPropertiesAndRerunDoublesNothing) {
   }
 }
 
+// FAI outside the mailbox's folders: on the top of the IPM subtree, in
+// Common Views, in the search root and in folders beside the subtree (an
+// OST's Shortcuts). The source names them by store paths, the sink puts them
+// in the target store's own folders (by role) or beside its subtree, and
+// --target-folder does not move them: they belong to the store.
+TEST(PstFaiTest, StoreFoldersFaiGoesToTheTargetStoresOwnFolders) {
+  using pst::messaging::kNidCommonViews;
+  using pst::messaging::kNidIpmSubtree;
+  using pst::messaging::kNidSearchRoot;
+  TempDir dir;
+  const std::string src = dir / "src.pst";
+  uint32_t shortcuts = 0, sub = 0;
+  WriteSynthetic(src, [&](StoreWriter& s, const Synthetic&) {
+    EXPECT_TRUE(
+        s.AddAssociatedMessage(kNidIpmSubtree, Fai("IPM.Configuration.Top", "top", "t")).ok());
+    EXPECT_TRUE(
+        s.AddAssociatedMessage(kNidCommonViews, Fai("IPM.Microsoft.WunderBar.Link", "", "nav 1"))
+            .ok());
+    EXPECT_TRUE(
+        s.AddAssociatedMessage(kNidCommonViews, Fai("IPM.Microsoft.WunderBar.Link", "", "nav 2"))
+            .ok());
+    EXPECT_TRUE(
+        s.AddAssociatedMessage(kNidSearchRoot, Fai("IPM.Configuration.Finder", "f", "f")).ok());
+    shortcuts = *s.CreateFolder(pst::disk::kNidRootFolder, "Shortcuts");
+    sub = *s.CreateFolder(shortcuts, "Group");
+    EXPECT_TRUE(
+        s.AddAssociatedMessage(shortcuts, Fai("IPM.Microsoft.WunderBar.SFInfo", "s", "s")).ok());
+    EXPECT_TRUE(s.AddAssociatedMessage(sub, Fai("IPM.Microsoft.WunderBar.Link", "g", "g")).ok());
+    // The root folder itself takes no messages: its tables are fixed.
+    EXPECT_FALSE(s.AddAssociatedMessage(pst::disk::kNidRootFolder, Fai("IPM.X", "x", "x")).ok());
+  });
+  EXPECT_EQ(PstCheckViolations(src), "");
+  const std::map<std::string, std::multiset<std::string>> store_fai = {
+      {"/IPM_SUBTREE", {"IPM.Configuration.Top|top"}},
+      {"/IPM_COMMON_VIEWS", {"IPM.Microsoft.WunderBar.Link|", "IPM.Microsoft.WunderBar.Link|"}},
+      {"/Search Root", {"IPM.Configuration.Finder|f"}},
+      {"/Shortcuts", {"IPM.Microsoft.WunderBar.SFInfo|s"}},
+      {"/Shortcuts/Group", {"IPM.Microsoft.WunderBar.Link|g"}}};
+  auto only_store = [](const Seen& s) {
+    std::map<std::string, std::multiset<std::string>> out;
+    for (const auto& [folder, items] : s.fai)
+      if (IsStoreFolder(folder)) out[folder] = items;
+    return out;
+  };
+  EXPECT_EQ(only_store(Read(src, WithFai())), store_fai);
+  EXPECT_TRUE(only_store(Read(src, {})).empty());  // without --associated: nothing of it
+  EXPECT_EQ(Read(src, {}).messages.count("/IPM_SUBTREE"), 0u);
+
+  const std::string out = dir / "out.pst";
+  for (int run = 0; run < 2; ++run) {
+    auto r = RunMbxmerge({"merge", "--from", src, "--into", out, "--associated", "--target-folder",
+                          "Restored", "-q", "--no-backup"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(PstCheckViolations(out), "") << "run " << run;
+    const Seen b = Read(out, WithFai());
+    EXPECT_EQ(only_store(b), store_fai) << "run " << run;         // a rerun doubles nothing
+    EXPECT_EQ(b.fai.at("Restored").size(), 3u) << "run " << run;  // the mailbox's do move
+    const auto tables = AssocTables(out);
+    EXPECT_EQ(tables.at(kNidIpmSubtree).first, 1u);
+    EXPECT_EQ(tables.at(kNidCommonViews).first, 2u);
+    EXPECT_EQ(tables.at(kNidSearchRoot).first, 1u);
+    EXPECT_EQ(tables.at(b.nid.at("/Shortcuts")).first, 1u);
+    EXPECT_EQ(tables.at(b.nid.at("/Shortcuts/Group")).first, 1u);
+  }
+}
+
 TEST(PstFaiTest, AssociatedIsRefusedForMimeTargets) {
   TempDir dir;
   const std::string src = dir / "src.pst";
@@ -426,6 +492,26 @@ TEST(PstFaiTest, RealFilesFaiCountsAgreeWithOutlooksOwnCounts) {
     }
   }
   EXPECT_GT(total, 0u) << "the real files are known to hold FAI items (views, configuration)";
+}
+
+// Nothing is left behind: every row of every associated contents table in
+// the file (our own reader's count, folders outside the IPM subtree and the
+// subtree's top included) is an item the source yields with --associated.
+TEST(PstFaiTest, RealFilesEveryAssociatedItemIsYielded) {
+  const auto files = RealFiles();
+  if (files.empty()) GTEST_SKIP() << "../shared/data is absent";
+  for (const auto& path : files) {
+    SCOPED_TRACE(path);
+    if (!pst::ndb::NdbReader::Open(path).ok()) continue;  // ANSI: our reader does not read it
+    const Seen s = Read(path, WithFai());
+    size_t rows = 0;
+    std::string where;
+    for (const auto& [nid, t] : AssocTables(path)) {
+      rows += t.first;
+      if (t.first > 0) where += " folder " + std::to_string(nid) + ": " + std::to_string(t.first);
+    }
+    EXPECT_EQ(s.fai_total, rows) << "rows by folder:" << where;
+  }
 }
 
 TEST(PstFaiTest, RealFilesPstToPstKeepFaiAndContainerClasses) {

@@ -594,16 +594,22 @@ struct WalkedFolder {
   std::string path;
   Node node;
   bool ipm_root = false;  // the top of the store: its path "" is the Inbox's
+  // Outside the mailbox's folders (a store path, kStoreFolderPrefix): only
+  // its associated (FAI) items are offered.
+  bool fai_only = false;
 };
 
 // The folders a source offers, in walk order: the top of the information
 // store first (when it holds messages of its own), then the Inbox, then every
 // other folder depth first, special folders under their role's path, search
-// folders left out.
+// folders left out. With `store_folders` (--associated) also, for their FAI
+// only, the top itself and the folders beside it (Common Views, Finder,
+// Shortcuts...), under store paths ("/IPM_SUBTREE", "/IPM_COMMON_VIEWS").
 template <class Node>
 class FolderWalk {
  public:
-  explicit FolderWalk(FolderTree<Node>& tree) : tree_(tree) {}
+  FolderWalk(FolderTree<Node>& tree, bool store_folders)
+      : tree_(tree), store_folders_(store_folders) {}
 
   Result<std::vector<WalkedFolder<Node>>> Run(const std::function<int(const Node&)>& own_messages) {
     std::optional<Node> root = tree_.Root();
@@ -617,6 +623,8 @@ class FolderWalk {
       if (auto b = props->Bytes(0x35e0)) ipm_nid = EntryIdNid(*b);
       if (auto b = props->Bytes(0x35e3)) AddRole(EntryIdNid(*b), Role::kTrash);
       if (auto b = props->Bytes(0x35e4)) AddRole(EntryIdNid(*b), Role::kSent);
+      if (auto b = props->Bytes(0x35e6)) common_views_nid_ = EntryIdNid(*b);
+      if (auto b = props->Bytes(0x35e7)) finder_nid_ = EntryIdNid(*b);
     }
     CollectRoleIds(*root);
 
@@ -656,6 +664,7 @@ class FolderWalk {
         Walk(child, "");
       }
     }
+    if (store_folders_ && tree_.Id(*ipm) != tree_.Id(*root)) WalkStoreFolders(*root, *ipm);
     return std::move(out_);
   }
 
@@ -663,6 +672,54 @@ class FolderWalk {
   void AddRole(std::optional<uint32_t> nid, Role r) {
     if (nid) role_ids_.emplace_back(*nid, r);
   }
+
+  // The top of the IPM subtree and the folders beside it (its parent's other
+  // children: the root of a PST, "Root - Mailbox" of an OST), FAI only. The
+  // ones every store has go by their role, so that they land in the target's
+  // own: Outlook's names differ between PSTs and OSTs.
+  void WalkStoreFolders(const Node& root, const Node& ipm) {
+    const uint32_t ipm_id = tree_.Id(ipm);
+    std::optional<Node> parent = ParentOf(root, ipm_id, 0);
+    if (!parent) return;
+    for (const Node& child : tree_.SubFolders(*parent)) {
+      const uint32_t id = tree_.Id(child);
+      std::string name = tree_.Name(child);
+      std::string component;
+      if (id == ipm_id) {
+        component = std::string(kStoreIpmSubtree);
+      } else if (id == common_views_nid_ || name == "IPM_COMMON_VIEWS" || name == "Common Views") {
+        component = std::string(kStoreCommonViews);
+      } else if (id == finder_nid_ || name == "Finder" || name == "Search Root") {
+        component = std::string(kStoreSearchRoot);
+      } else if (IsSearchFolder(child) || (id & 0x1F) == kNidTypeSearch) {
+        continue;  // a search folder's contents are other folders' messages
+      } else {
+        component = FolderComponent(std::move(name));
+      }
+      const std::string path = std::string(kStoreFolderPrefix) + component;
+      out_.push_back({path, child, false, true});
+      if (id == ipm_id) continue;  // its subfolders are the mailbox's
+      for (const Node& sub : tree_.SubFolders(child)) WalkFaiOnly(sub, path + "/");
+    }
+  }
+
+  void WalkFaiOnly(const Node& f, const std::string& prefix) {
+    if (IsSearchFolder(f) || (tree_.Id(f) & 0x1F) == kNidTypeSearch) return;
+    const std::string path = prefix + FolderComponent(tree_.Name(f));
+    out_.push_back({path, f, false, true});
+    for (const Node& sub : tree_.SubFolders(f)) WalkFaiOnly(sub, path + "/");
+  }
+
+  std::optional<Node> ParentOf(const Node& f, uint32_t nid, int depth) {
+    if (depth > 3) return std::nullopt;
+    for (const Node& c : tree_.SubFolders(f)) {
+      if (tree_.Id(c) == nid) return f;
+      if (auto hit = ParentOf(c, nid, depth + 1)) return hit;
+    }
+    return std::nullopt;
+  }
+
+  static constexpr uint32_t kNidTypeSearch = 0x03;  // NID_TYPE_SEARCH_FOLDER
 
   void CollectRoleIds(const Node& folder) {
     PropertyBag props = tree_.Props(folder);
@@ -715,6 +772,8 @@ class FolderWalk {
   }
 
   FolderTree<Node>& tree_;
+  bool store_folders_;
+  std::optional<uint32_t> common_views_nid_, finder_nid_;
   std::vector<std::pair<uint32_t, Role>> role_ids_;
   std::vector<WalkedFolder<Node>> out_;
 };
@@ -806,6 +865,7 @@ struct FolderEntry {
   int messages = 0;
   int associated = 0;     // FAI items (libpff's sub associated contents)
   bool ipm_root = false;  // the top of the store: its path "" is the Inbox's
+  bool fai_only = false;  // a store folder (WalkedFolder::fai_only): no messages
   std::shared_ptr<const PropertyBag> props;
 };
 
@@ -865,7 +925,7 @@ class PstSourceImpl : public MailboxSource {
   Status Load() {
     if (store_) {
       NativeTree tree(*store_);
-      auto walked = FolderWalk<uint32_t>(tree).Run([&](const uint32_t& nid) {
+      auto walked = FolderWalk<uint32_t>(tree, opts_.associated).Run([&](const uint32_t& nid) {
         return static_cast<int>(store_->Children(nid, kNidTypeNormalMessage).size());
       });
       if (!walked.ok()) return walked.status().WithContext("pst " + Quoted(path_));
@@ -874,7 +934,8 @@ class PstSourceImpl : public MailboxSource {
         e.path = std::move(w.path);
         e.id = w.node;
         e.ipm_root = w.ipm_root;
-        e.message_nids = store_->Children(w.node, kNidTypeNormalMessage);
+        e.fai_only = w.fai_only;
+        if (!w.fai_only) e.message_nids = store_->Children(w.node, kNidTypeNormalMessage);
         e.fai_nids = store_->Children(w.node, kNidTypeAssocMessage);
         e.messages = static_cast<int>(e.message_nids.size());
         e.associated = static_cast<int>(e.fai_nids.size());
@@ -884,8 +945,9 @@ class PstSourceImpl : public MailboxSource {
       return Status::Ok();
     }
     LibpffTree tree(file_);
-    auto walked =
-        FolderWalk<LibpffNode>(tree).Run([](const LibpffNode& f) { return Count(f.get()); });
+    auto walked = FolderWalk<LibpffNode>(tree, opts_.associated).Run([](const LibpffNode& f) {
+      return Count(f.get());
+    });
     if (!walked.ok()) return walked.status().WithContext("pst " + Quoted(path_));
     for (auto& w : *walked) {
       FolderEntry e;
@@ -893,7 +955,8 @@ class PstSourceImpl : public MailboxSource {
       e.item = w.node;
       e.id = ItemId(w.node.get());
       e.ipm_root = w.ipm_root;
-      e.messages = Count(w.node.get());
+      e.fai_only = w.fai_only;
+      e.messages = w.fai_only ? 0 : Count(w.node.get());
       Error err;
       int n = 0;
       if (libpff_folder_get_number_of_sub_associated_contents(w.node.get(), &n, err.Out()) == 1)
@@ -908,7 +971,9 @@ class PstSourceImpl : public MailboxSource {
   std::vector<PstFolder> Folders() const {
     std::vector<PstFolder> out;
     for (const FolderEntry& f : folders_) {
-      if (!f.ipm_root) out.push_back(PstFolder{f.path, f.id, f.props});
+      // Store folders only when they hold something: an OST has a dozen.
+      if (!f.ipm_root && (!f.fai_only || f.associated > 0))
+        out.push_back(PstFolder{f.path, f.id, f.props});
     }
     return out;
   }
@@ -917,6 +982,7 @@ class PstSourceImpl : public MailboxSource {
     std::vector<FolderInfo> out;
     out.push_back(FolderInfo{"", 0, 0});
     for (const FolderEntry& f : folders_) {
+      if (f.fai_only) continue;  // no messages, only FAI
       FolderInfo* info = nullptr;
       for (FolderInfo& o : out) {
         if (o.path == f.path) info = &o;

@@ -65,6 +65,15 @@ bool ReadsNatively(MailboxSource* source);
 // no '/', no control bytes, never empty, "." or "..".
 std::string FolderComponent(std::string name);
 
+// Store folders (mbx::kStoreFolderPrefix) that every store has, which the
+// source names by role and the sink maps to its own: the top of the IPM
+// subtree ("Top of Personal Folders", an OST's "IPM_SUBTREE"), Common Views
+// (PidTagCommonViewsEntryId) and the search root (PidTagFinderEntryId).
+// Other store folders keep their names ("/Shortcuts").
+inline constexpr std::string_view kStoreIpmSubtree = "IPM_SUBTREE";
+inline constexpr std::string_view kStoreCommonViews = "IPM_COMMON_VIEWS";
+inline constexpr std::string_view kStoreSearchRoot = "Search Root";
+
 // Where --recover-deleted puts what it recovers.
 inline constexpr std::string_view kRecoveredFolder = "Recovered Items";
 

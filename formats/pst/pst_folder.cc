@@ -58,8 +58,11 @@ Result<std::vector<Entry>> Scan(const std::string& dir, bool* subdirs = nullptr)
 }
 
 // A PST source's folder path under its file's folder: its Inbox ("") is
-// NAME/Inbox, the Inbox's subfolders (INBOX/Sub) NAME/Inbox/Sub, others NAME/PATH.
+// NAME/Inbox, the Inbox's subfolders (INBOX/Sub) NAME/Inbox/Sub, others
+// NAME/PATH. Store folders (--associated: Common Views...) stay the store's:
+// every file's FAI there goes to the target's one.
 std::string Under(const std::string& name, std::string_view path) {
+  if (IsStoreFolder(path)) return std::string(path);  // the target store's own
   if (path.empty()) return name + "/Inbox";
   if (path.substr(0, 6) == "INBOX/") return name + "/Inbox/" + std::string(path.substr(6));
   return name + "/" + std::string(path);

@@ -64,6 +64,30 @@ std::string StoredComponent(const std::string& name) {
   return FolderComponent(disk::Utf16leToUtf8(disk::Utf8ToUtf16le(name)));
 }
 
+// The writer's folder for a store folder's first component that names a
+// role (pst.h), else 0.
+uint32_t StoreRoleFolder(std::string_view component) {
+  if (component == kStoreIpmSubtree) return messaging::kNidIpmSubtree;
+  if (component == kStoreCommonViews) return messaging::kNidCommonViews;
+  if (component == kStoreSearchRoot) return messaging::kNidSearchRoot;
+  return 0;
+}
+
+// About how many bytes a message in the writer's form holds.
+size_t OutSize(const messaging::OutMessage& m) {
+  size_t n = sizeof m;
+  for (const auto& p : m.props) n += sizeof p + p.value.size();
+  for (const auto& v : m.named) n += sizeof v + v.value.size();
+  for (const auto& r : m.recipients)
+    for (const auto& p : r) n += sizeof p + p.value.size();
+  for (const auto& a : m.attachments) {
+    n += sizeof a + a.data.size();
+    for (const auto& p : a.props) n += sizeof p + p.value.size();
+    if (a.embedded) n += OutSize(*a.embedded);
+  }
+  return n;
+}
+
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out)
@@ -144,6 +168,14 @@ class PstSink : public MailboxSink {
   // source maps by its English name, such as "Spam", may come back as its role.)
   std::string StoredFolderName(std::string_view folder) const override {
     const std::vector<std::string> parts = SplitPath(folder);
+    if (IsStoreFolder(folder)) {
+      std::string out(kStoreFolderPrefix);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (i > 0) out += '/';
+        out += i == 0 && StoreRoleFolder(parts[0]) != 0 ? parts[0] : StoredComponent(parts[i]);
+      }
+      return out;
+    }
     const Placement at = PlaceFolder(parts);
     std::string out;
     if (at.trash) {
@@ -160,23 +192,32 @@ class PstSink : public MailboxSink {
     return out;
   }
 
+  // A message from a PST is written from its properties.
+  bool NeedsMime(const Message& msg) const override { return MapiOf(msg) == nullptr; }
+
+  Status Prepare(Message* msg) const override {
+    MBX_ASSIGN_OR_RETURN(auto out, WriterForm(*msg));
+    auto form = std::make_shared<Prepared>();
+    form->bytes = OutSize(out);
+    form->out = std::move(out);
+    msg->prepared = std::move(form);
+    return Status::Ok();
+  }
+
   Status Stage(const Message& msg, std::string_view folder) override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
-    // A message from a PST keeps its properties, and brings its folder's
-    // (container class...) for a folder created for it; any other is built
-    // from MIME.
-    if (const MapiMessage* mapi = MapiOf(msg)) {
-      staged_.push_back({std::string(folder),
-                         OutFor(*mapi, msg.associated),
-                         msg.associated,
-                         FolderPropsOf(msg),
-                         {}});
-      return Status::Ok();
+    std::shared_ptr<const messaging::OutMessage> out;
+    if (const auto* form = dynamic_cast<const Prepared*>(msg.prepared.get())) {
+      out = std::shared_ptr<const messaging::OutMessage>(msg.prepared, &form->out);
+    } else {
+      MBX_ASSIGN_OR_RETURN(auto made, WriterForm(msg));
+      out = std::make_shared<const messaging::OutMessage>(std::move(made));
     }
-    if (msg.associated)
-      return Status::Unsupported(msg.origin + ": an associated (FAI) item without its properties");
-    MBX_ASSIGN_OR_RETURN(auto out, MimeToMapi(msg));
-    staged_.push_back({std::string(folder), std::move(out), false, nullptr, {}});
+    // A message from a PST brings its folder's properties (container
+    // class...) for a folder created for it. Store folders are for FAI only.
+    if (!msg.associated) folder = MailboxFolderOf(folder);
+    staged_.push_back(
+        {std::string(folder), std::move(out), msg.associated, FolderPropsOf(msg), {}});
     return Status::Ok();
   }
 
@@ -189,8 +230,8 @@ class PstSink : public MailboxSink {
       Status s =
           nid.ok() && st.folder_props ? ApplyFolderProps(*nid, *st.folder_props) : nid.status();
       if (s.ok())
-        s = st.associated ? store_->AddAssociatedMessage(*nid, st.message).status()
-                          : store_->AddMessage(*nid, st.message).status();
+        s = st.associated ? store_->AddAssociatedMessage(*nid, *st.message).status()
+                          : store_->AddMessage(*nid, *st.message).status();
       if (!s.ok()) {
         broken_ = true;
         staged_.clear();
@@ -233,6 +274,22 @@ class PstSink : public MailboxSink {
 
  private:
   std::string Quoted() const { return "'" + path_ + "'"; }
+
+  // The writer's form made by Prepare(), kept alive by the message.
+  struct Prepared : SinkForm {
+    messaging::OutMessage out;
+    size_t bytes = 0;
+    size_t SizeHint() const override { return bytes; }
+  };
+
+  // The writer's form of any message: a PST message keeps its properties;
+  // any other is built from MIME.
+  static Result<messaging::OutMessage> WriterForm(const Message& msg) {
+    if (const MapiMessage* mapi = MapiOf(msg)) return OutFor(*mapi, msg.associated);
+    if (msg.associated)
+      return Status::Unsupported(msg.origin + ": an associated (FAI) item without its properties");
+    return MimeToMapi(msg);
+  }
 
   // The writer's form of a PST message. An FAI item without a search key
   // gets its identity as one, so the copy is recognized on the next run.
@@ -337,6 +394,11 @@ class PstSink : public MailboxSink {
     auto it = folder_nids_.find(folder);
     if (it != folder_nids_.end()) return it->second;
     const std::vector<std::string> parts = SplitPath(folder);
+    if (IsStoreFolder(folder)) {
+      MBX_ASSIGN_OR_RETURN(uint32_t nid, StoreFolderFor(parts));
+      folder_nids_[folder] = nid;
+      return nid;
+    }
     const Placement at = PlaceFolder(parts);
     uint32_t nid = messaging::kNidIpmSubtree;
     if (at.trash) {
@@ -361,6 +423,26 @@ class PstSink : public MailboxSink {
     return nid;
   }
 
+  // A store folder (kStoreFolderPrefix): the store's own by role
+  // (StoreRoleFolder), others by name under the root, beside the IPM subtree.
+  Result<uint32_t> StoreFolderFor(const std::vector<std::string>& parts) {
+    if (parts.empty())
+      return Status::InvalidArgument("PST " + Quoted() + ": the store folder '" +
+                                     std::string(kStoreFolderPrefix) + "' names no folder");
+    uint32_t nid = StoreRoleFolder(parts[0]);
+    size_t first = nid != 0 ? 1 : 0;
+    if (nid == 0) nid = disk::kNidRootFolder;
+    for (size_t i = first; i < parts.size(); ++i) {
+      const std::string name = StoredComponent(parts[i]);
+      uint32_t child = store_->FindFolder(nid, name);
+      if (child == 0) {
+        MBX_ASSIGN_OR_RETURN(child, store_->CreateFolder(nid, name));
+      }
+      nid = child;
+    }
+    return nid;
+  }
+
   std::string path_;
   std::string temp_;
   std::unique_ptr<StoreWriter> store_;
@@ -375,7 +457,7 @@ class PstSink : public MailboxSink {
   std::vector<UnixTime> existing_modified_;  // replace mode: locator -> last modified
   struct Staged {
     std::string folder;
-    messaging::OutMessage message;
+    std::shared_ptr<const messaging::OutMessage> message;
     bool associated = false;
     std::shared_ptr<const PropertyBag> folder_props;  // of its source folder, if a PST's
     std::optional<uint64_t> replaces;                 // the existing message it replaces

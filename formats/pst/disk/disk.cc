@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 
 namespace mbx::pst::disk {
 namespace {
@@ -205,16 +206,35 @@ const char* PropertyTypeName(uint16_t type) {
   }
 }
 
+// Both conversions write through a pointer into room for the worst case and
+// take eight ASCII bytes (four code units) at a time: message bodies are
+// mostly ASCII, and a PST -> PST merge converts every string both ways.
 std::string Utf8ToUtf16le(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() * 2);
-  auto put = [&out](uint32_t u) {
-    out.push_back(static_cast<char>(u & 0xFF));
-    out.push_back(static_cast<char>(u >> 8));
+  std::string out(s.size() * 2, '\0');  // no UTF-8 sequence gives more than 2 bytes a byte
+  auto* o = reinterpret_cast<uint8_t*>(out.data());
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size();
+  auto put = [&o](uint32_t u) {
+    o[0] = static_cast<uint8_t>(u & 0xFF);
+    o[1] = static_cast<uint8_t>(u >> 8);
+    o += 2;
   };
   size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<uint8_t>(s[i]);
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        for (int k = 0; k < 8; ++k) {
+          o[2 * k] = p[i + static_cast<size_t>(k)];
+          o[2 * k + 1] = 0;
+        }
+        o += 16;
+        i += 8;
+        continue;
+      }
+    }
+    const uint8_t c = p[i];
     uint32_t cp = 0xFFFD;
     size_t len = 1;
     if (c < 0x80) {
@@ -227,13 +247,13 @@ std::string Utf8ToUtf16le(std::string_view s) {
       len = 4;
     }
     if (len > 1) {
-      if (i + len > s.size()) {
+      if (i + len > n) {
         len = 1;
       } else {
         uint32_t v = c & (0x7F >> len);
         bool ok = true;
         for (size_t k = 1; k < len; ++k) {
-          const auto cc = static_cast<uint8_t>(s[i + k]);
+          const uint8_t cc = p[i + k];
           if ((cc & 0xC0) != 0x80) ok = false;
           v = (v << 6) | (cc & 0x3F);
         }
@@ -254,43 +274,57 @@ std::string Utf8ToUtf16le(std::string_view s) {
     }
     i += len;
   }
+  out.resize(static_cast<size_t>(o - reinterpret_cast<uint8_t*>(out.data())));
   return out;
 }
 
 std::string Utf16leToUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto put = [&out](uint32_t cp) {
+  const size_t n = s.size() / 2;
+  std::string out(n * 3, '\0');  // no code unit gives more than 3 bytes
+  auto* o = reinterpret_cast<uint8_t*>(out.data());
+  auto put = [&o](uint32_t cp) {
     if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
+      *o++ = static_cast<uint8_t>(cp);
     } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      *o++ = static_cast<uint8_t>(0xC0 | (cp >> 6));
+      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
     } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      *o++ = static_cast<uint8_t>(0xE0 | (cp >> 12));
+      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
     } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      *o++ = static_cast<uint8_t>(0xF0 | (cp >> 18));
+      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
+      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
     }
   };
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  const size_t n = s.size() / 2;
-  for (size_t i = 0; i < n; ++i) {
+  size_t i = 0;
+  while (i < n) {
+    if (i + 4 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + 2 * i, 8);
+      if ((word & 0xFF80FF80FF80FF80ULL) == 0) {
+        for (size_t k = 0; k < 4; ++k) o[k] = p[2 * (i + k)];
+        o += 4;
+        i += 4;
+        continue;
+      }
+    }
     uint32_t u = Get16(p + 2 * i);
     if (u >= 0xD800 && u <= 0xDBFF && i + 1 < n) {
       const uint32_t lo = Get16(p + 2 * (i + 1));
       if (lo >= 0xDC00 && lo <= 0xDFFF) {
         put(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
-        ++i;
+        i += 2;
         continue;
       }
     }
     put((u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
+    ++i;
   }
+  out.resize(static_cast<size_t>(o - reinterpret_cast<uint8_t*>(out.data())));
   return out;
 }
 

@@ -511,6 +511,7 @@ Status StoreWriter::WriteSkeleton() {
   add(kNidDeletedItems, kNidIpmSubtree, "Deleted Items");
   add(kNidCommonViews, kNidRootFolder, "IPM_COMMON_VIEWS");
   folders_[kNidIpmSubtree].children.push_back(kNidDeletedItems);
+  folders_[kNidRootFolder].children = {kNidIpmSubtree, kNidSearchRoot, kNidCommonViews};
   ndb_->SetLastNidIndex(kNidTypeNormalFolder, disk::NidIndexOf(kNidCommonViews));
   return Status::Ok();
 }
@@ -527,7 +528,7 @@ uint32_t StoreWriter::FindFolder(uint32_t parent, std::string_view name) const {
 Result<uint32_t> StoreWriter::CreateFolder(uint32_t parent, std::string_view name,
                                            std::string_view container_class) {
   auto it = folders_.find(parent);
-  if (it == folders_.end() || parent == disk::kNidRootFolder)
+  if (it == folders_.end())
     return Status::InvalidArgument("PST writer: no folder " + std::to_string(parent) +
                                    " to create '" + std::string(name) + "' in");
   if (FindFolder(parent, name) != 0)
@@ -569,7 +570,7 @@ Result<uint32_t> StoreWriter::AddUnlistedMessageForTesting(uint32_t parent, cons
 
 Result<uint32_t> StoreWriter::Add(uint32_t folder, const OutMessage& m, Listing listing) {
   auto fit = folders_.find(folder);
-  if (fit == folders_.end() && listing != Listing::kNone)
+  if ((fit == folders_.end() || folder == disk::kNidRootFolder) && listing != Listing::kNone)
     return Status::InvalidArgument("PST writer: no folder to add a message to");
   const bool assoc = listing == Listing::kAssociated;
   const uint32_t nid =
@@ -860,9 +861,9 @@ Status StoreWriter::Finish() {
   if (finished_) return Status::InvalidArgument("PST writer: Finish called twice");
   finished_ = true;
   // The root's hierarchy table lists the four top objects with the versions
-  // Outlook gives them; its folders and the spam search folder.
-  Folder& root = folders_[disk::kNidRootFolder];
-  root.children = {kNidIpmSubtree, kNidSearchRoot, kNidCommonViews};
+  // Outlook gives them, its folders and the spam search folder, then any
+  // folder created beside them (a copy of an OST's Shortcuts...).
+  const Folder& root = folders_[disk::kNidRootFolder];
   for (const auto& [nid, f] : folders_) {
     if (nid == disk::kNidRootFolder) continue;
     MBX_RETURN_IF_ERROR(WriteFolder(f));
@@ -887,7 +888,8 @@ Status StoreWriter::Finish() {
     spam.cells[0x36030003] = Le32(0);
     spam.cells[0x360A000B] = std::string(1, '\0');
     rows.push_back(spam);
-    rows.push_back(HierarchyRow(folders_.at(kNidCommonViews)));
+    for (uint32_t c : root.children)
+      if (c != kNidIpmSubtree && c != kNidSearchRoot) rows.push_back(HierarchyRow(folders_.at(c)));
     MBX_RETURN_IF_ERROR(
         WriteTable(disk::WithNidType(disk::kNidRootFolder, disk::kNidTypeHierarchyTable),
                    schema::HierarchyTable(), rows)

@@ -78,7 +78,10 @@ class StoreWriter {
   static Result<std::unique_ptr<StoreWriter>> Create(const std::string& path, Options options);
   ~StoreWriter();
 
-  // A new folder under `parent` (kNidIpmSubtree for a top-level folder).
+  // A new folder under `parent` (kNidIpmSubtree for a top-level folder of
+  // the mailbox; disk::kNidRootFolder for one beside the IPM subtree, as an
+  // OST's Shortcuts or Views, which only FAI items go into). The root folder
+  // itself takes no messages.
   Result<uint32_t> CreateFolder(uint32_t parent, std::string_view name_utf8,
                                 std::string_view container_class = "IPF.Note");
   // The child of `parent` named `name` (case-insensitive ASCII), or 0.
