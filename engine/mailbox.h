@@ -120,11 +120,11 @@ class MailboxSink {
   }
 
   // Converts `msg` into the sink's own form ahead of Stage() (setting
-  // msg->prepared, which Stage() then uses): the engine calls it on its
+  // msg->sink_form, which Stage() then uses): the engine calls it on its
   // worker threads, so conversion runs in parallel instead of on the one
   // committer thread. A sink whose Stage() converts nothing has nothing to do
   // here. An error fails this message only. Thread-safe.
-  virtual Status Prepare(Message* msg) const {
+  virtual Status Convert(Message* msg) const {
     (void)msg;
     return Status::Ok();
   }

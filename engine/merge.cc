@@ -154,7 +154,7 @@ class InflightBudget {
     used_ -= bytes;
     cv_.notify_all();
   }
-  // Counts bytes a message grew by on its way (a sink's prepared form)
+  // Counts bytes a message grew by on its way (a sink's converted form)
   // without waiting: a worker that waited could stall the committer it
   // waits for. The reader waits for them instead.
   void Charge(size_t bytes) {
@@ -393,13 +393,13 @@ void Pipeline::WorkerLoop() {
   while (auto w = queue_.Pop()) {
     if (!Stopped()) {
       Fingerprint(selector_, opt_, *sink_, w.get());
-      // A duplicate is prepared in vain (dedupe decides in the committer),
+      // A duplicate is converted in vain (dedupe decides in the committer),
       // but on a worker, off the committer's path.
       if (!w->error && w->rejection == Rejection::kNone) {
-        Status s = sink_->Prepare(&w->msg);
+        Status s = sink_->Convert(&w->msg);
         if (!s.ok()) w->error = s;
-        if (w->msg.prepared) {
-          const size_t grown = w->msg.prepared->SizeHint();
+        if (w->msg.sink_form) {
+          const size_t grown = w->msg.sink_form->SizeHint();
           budget_.Charge(grown);
           w->bytes += grown;
         }

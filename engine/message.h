@@ -30,7 +30,7 @@ enum MessageFlag : uint8_t {
 using MessageFlags = uint8_t;
 
 // A sink's own form of a message, made ahead of time on a worker thread
-// (MailboxSink::Prepare). Sinks subclass it; the engine only carries it.
+// (MailboxSink::Convert). Sinks subclass it; the engine only carries it.
 class SinkForm {
  public:
   virtual ~SinkForm() = default;
@@ -111,8 +111,8 @@ struct Message {
   // as failed (with this reason) and goes on.
   std::optional<Status> read_error;
 
-  // The target sink's own form of this message, when its Prepare() made one.
-  std::shared_ptr<const SinkForm> prepared;
+  // The target sink's own form of this message, when its Convert() made one.
+  std::shared_ptr<const SinkForm> sink_form;
 
   bool IsMime() const { return native == nullptr; }
   // The RFC 5322 form, converting from the native form when needed.

@@ -262,38 +262,38 @@ TEST(MergeTest, NativeMessagesAreRenderedOnlyWhenSomethingNeedsMime) {
 }
 
 // A sink that converts on the engine's workers (as the PST sink does): the
-// committer stages what Prepare() made; a message Prepare() cannot convert
+// committer stages what Convert() made; a message Convert() cannot convert
 // fails alone, with its reason, and the run goes on.
-class PreparingSink : public MemorySink {
+class ConvertingSink : public MemorySink {
  public:
   struct Form : SinkForm {
     std::thread::id made_on;
     size_t SizeHint() const override { return 1; }
   };
-  Status Prepare(Message* msg) const override {
+  Status Convert(Message* msg) const override {
     if (msg->mime.find("Subject: message 13\n") != std::string::npos)
       return Status::Corruption("cannot convert message 13");
     auto form = std::make_shared<Form>();
     form->made_on = std::this_thread::get_id();
-    msg->prepared = std::move(form);
+    msg->sink_form = std::move(form);
     return Status::Ok();
   }
   Status Stage(const Message& msg, std::string_view folder) override {
-    const auto* form = dynamic_cast<const Form*>(msg.prepared.get());
+    const auto* form = dynamic_cast<const Form*>(msg.sink_form.get());
     if (form == nullptr) {
-      ++unprepared;
+      ++unconverted;
     } else if (form->made_on != std::this_thread::get_id()) {
-      ++prepared_elsewhere;
+      ++converted_elsewhere;
     }
     return MemorySink::Stage(msg, folder);
   }
-  int unprepared = 0, prepared_elsewhere = 0;
+  int unconverted = 0, converted_elsewhere = 0;
 };
 
-TEST(MergeTest, SinkPreparesOnTheWorkersAndAFailedPrepareFailsOneMessage) {
+TEST(MergeTest, SinkConvertsOnTheWorkersAndAFailedConversionFailsOneMessage) {
   std::vector<Message> a;
   for (int i = 0; i < 50; ++i) a.push_back(M("", Mail(i)));
-  PreparingSink sink;
+  ConvertingSink sink;
   MergeOptions opt;
   opt.jobs = 2;
   RunReport r = Merge(a, {}, &sink, opt);
@@ -301,8 +301,8 @@ TEST(MergeTest, SinkPreparesOnTheWorkersAndAFailedPrepareFailsOneMessage) {
   EXPECT_EQ(r.Total().failed, 1u);
   ASSERT_EQ(r.failures.size(), 1u);
   EXPECT_NE(r.failures[0].reason.find("cannot convert message 13"), std::string::npos);
-  EXPECT_EQ(sink.unprepared, 0);
-  EXPECT_EQ(sink.prepared_elsewhere, 49);  // not on the committer's thread
+  EXPECT_EQ(sink.unconverted, 0);
+  EXPECT_EQ(sink.converted_elsewhere, 49);  // not on the committer's thread
 }
 
 TEST(MergeTest, DryRunCountsButWritesNothing) {

@@ -195,20 +195,20 @@ class PstSink : public MailboxSink {
   // A message from a PST is written from its properties.
   bool NeedsMime(const Message& msg) const override { return MapiOf(msg) == nullptr; }
 
-  Status Prepare(Message* msg) const override {
+  Status Convert(Message* msg) const override {
     MBX_ASSIGN_OR_RETURN(auto out, WriterForm(*msg));
-    auto form = std::make_shared<Prepared>();
+    auto form = std::make_shared<Converted>();
     form->bytes = OutSize(out);
     form->out = std::move(out);
-    msg->prepared = std::move(form);
+    msg->sink_form = std::move(form);
     return Status::Ok();
   }
 
   Status Stage(const Message& msg, std::string_view folder) override {
     if (broken_) return Status::IOError("PST " + Quoted() + " is unusable after an earlier error");
     std::shared_ptr<const messaging::OutMessage> out;
-    if (const auto* form = dynamic_cast<const Prepared*>(msg.prepared.get())) {
-      out = std::shared_ptr<const messaging::OutMessage>(msg.prepared, &form->out);
+    if (const auto* form = dynamic_cast<const Converted*>(msg.sink_form.get())) {
+      out = std::shared_ptr<const messaging::OutMessage>(msg.sink_form, &form->out);
     } else {
       MBX_ASSIGN_OR_RETURN(auto made, WriterForm(msg));
       out = std::make_shared<const messaging::OutMessage>(std::move(made));
@@ -275,8 +275,8 @@ class PstSink : public MailboxSink {
  private:
   std::string Quoted() const { return "'" + path_ + "'"; }
 
-  // The writer's form made by Prepare(), kept alive by the message.
-  struct Prepared : SinkForm {
+  // The writer's form made by Convert(), kept alive by the message.
+  struct Converted : SinkForm {
     messaging::OutMessage out;
     size_t bytes = 0;
     size_t SizeHint() const override { return bytes; }
