@@ -691,23 +691,18 @@ class FolderWalk {
         component = std::string(kStoreCommonViews);
       } else if (id == finder_nid_ || name == "Finder" || name == "Search Root") {
         component = std::string(kStoreSearchRoot);
-      } else if (IsSearchFolder(child) || (id & 0x1F) == kNidTypeSearch) {
+      } else if (IsSearchFolder(child, /*fai_only=*/true)) {
         continue;  // a search folder's contents are other folders' messages
       } else {
         component = FolderComponent(std::move(name));
       }
       const std::string path = std::string(kStoreFolderPrefix) + component;
-      out_.push_back({path, child, false, true});
-      if (id == ipm_id) continue;  // its subfolders are the mailbox's
-      for (const Node& sub : tree_.SubFolders(child)) WalkFaiOnly(sub, path + "/");
+      if (id == ipm_id) {
+        out_.push_back({path, child, false, true});  // its subfolders are the mailbox's
+      } else {
+        AddFolder(child, path, /*fai_only=*/true);
+      }
     }
-  }
-
-  void WalkFaiOnly(const Node& f, const std::string& prefix) {
-    if (IsSearchFolder(f) || (tree_.Id(f) & 0x1F) == kNidTypeSearch) return;
-    const std::string path = prefix + FolderComponent(tree_.Name(f));
-    out_.push_back({path, f, false, true});
-    for (const Node& sub : tree_.SubFolders(f)) WalkFaiOnly(sub, path + "/");
   }
 
   std::optional<Node> ParentOf(const Node& f, uint32_t nid, int depth) {
@@ -730,8 +725,12 @@ class FolderWalk {
     }
   }
 
-  bool IsSearchFolder(const Node& folder) {
-    return tree_.Props(folder).Int(0x3601).value_or(1) == 2;  // PR_FOLDER_TYPE == FOLDER_SEARCH
+  // By PR_FOLDER_TYPE == FOLDER_SEARCH; outside the mailbox's folders
+  // (`fai_only`) also by its node type, as the spam search folder of a PST's
+  // root has no folder type.
+  bool IsSearchFolder(const Node& folder, bool fai_only = false) {
+    if (fai_only && (tree_.Id(folder) & 0x1F) == kNidTypeSearch) return true;
+    return tree_.Props(folder).Int(0x3601).value_or(1) == 2;
   }
 
   std::optional<Node> FindFolder(const Node& f, uint32_t nid, int depth) {
@@ -761,14 +760,15 @@ class FolderWalk {
     return std::nullopt;
   }
 
-  void AddFolder(const Node& f, const std::string& path) {
-    out_.push_back({path, f, false});
-    for (const Node& sub : tree_.SubFolders(f)) Walk(sub, path + "/");
+  // `fai_only`: a store folder and its subfolders (WalkStoreFolders).
+  void AddFolder(const Node& f, const std::string& path, bool fai_only = false) {
+    out_.push_back({path, f, false, fai_only});
+    for (const Node& sub : tree_.SubFolders(f)) Walk(sub, path + "/", fai_only);
   }
 
-  void Walk(const Node& f, const std::string& prefix) {
-    if (IsSearchFolder(f)) return;
-    AddFolder(f, prefix + FolderComponent(tree_.Name(f)));
+  void Walk(const Node& f, const std::string& prefix, bool fai_only = false) {
+    if (IsSearchFolder(f, fai_only)) return;
+    AddFolder(f, prefix + FolderComponent(tree_.Name(f)), fai_only);
   }
 
   FolderTree<Node>& tree_;
