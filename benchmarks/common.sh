@@ -3,8 +3,8 @@
 # and mbxgen in BUILD_DIR (unless NO_BUILD=1 with MBXMERGE and MBXGEN given),
 # and a fresh, empty WORK.
 
-log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=benchmarks/lib.sh
+source "$ROOT/benchmarks/lib.sh"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time not found: install the Debian package 'time'"
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
@@ -17,4 +17,6 @@ MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
 MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
 [[ -x $MBXMERGE && -x $MBXGEN ]] || die "mbxmerge or mbxgen missing in $BUILD_DIR"
 
-rm -rf "$WORK" && mkdir -p "$WORK"
+purge "$WORK"
+mkdir -p "$WORK"
+trap empty_trash EXIT

@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # Comparison (5) of the throughput issue on single merges: --jobs 1 (the whole
 # merge on one thread) against --jobs 2, side by side in each round, on
-#   (1) one generated PST -> mbox (with --jobs 2, helper threads read the PST
-#       ahead through libpff handles of their own), and
-#   (2) two generated mboxes -> a new Maildir, with dedupe.
-# Every output is checked: (1) both job counts write the same mbox, holding
-# every message of the PST; (2) the Maildir holds every manifest id exactly
-# once (count_ids.sh). Writes the section "(f)" of RESULTS.md.
+#   (1) one generated PST -> a new mbox, and
+#   (2) two generated mboxes -> a new Maildir, with dedupe;
+# each with the target on the disk and on tmpfs (the disk taken out: what the
+# pipeline itself gains from a second core), and, in the same rounds, the
+# disk's floor: dd writing as many bytes as the merge wrote, then fsync.
+# Every output is checked: (1) every run wrote the same mbox, holding every
+# message of the PST; (2) the Maildir holds every manifest id exactly once
+# (count_ids.sh). Writes the section "(f)" of RESULTS.md.
 #
 #   benchmarks/jobs_bench.sh
 #
 # Environment:
-#   ROUNDS=3  PST_MESSAGES=6000  MBOX_MESSAGES=6000  AVG_SIZE=43690  SEED=42
+#   ROUNDS=5  PST_MESSAGES=4000  MBOX_MESSAGES=6000  AVG_SIZE=43690  SEED=42
+#   TMPFS=/dev/shm (empty: no tmpfs runs)
 #   BUILD_DIR=build/bench-release  OUT=benchmarks/RESULTS.md
 #   NO_BUILD=1 MBXMERGE=... MBXGEN=...   use prebuilt binaries
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=${ROUNDS:-3}
-PST_MESSAGES=${PST_MESSAGES:-6000}
+ROUNDS=${ROUNDS:-5}
+PST_MESSAGES=${PST_MESSAGES:-4000}
 MBOX_MESSAGES=${MBOX_MESSAGES:-6000}
 AVG_SIZE=${AVG_SIZE:-43690}
 SEED=${SEED:-42}
+TMPFS=${TMPFS-/dev/shm}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/bench-release}
 OUT=${OUT:-$ROOT/benchmarks/RESULTS.md}
 WORK=$ROOT/benchmarks/work/jobs
@@ -32,6 +36,15 @@ BENCH=jobs-bench
 source "$ROOT/benchmarks/common.sh"
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+targets=(disk)
+if [[ -n $TMPFS ]]; then
+  [[ $(stat -f -c %T "$TMPFS" 2>/dev/null) == tmpfs ]] || die "TMPFS=$TMPFS is not a tmpfs"
+  SHM=$TMPFS/mbxmerge-jobs-bench.$$
+  mkdir -p "$SHM"
+  trap 'rm -rf "$SHM"; empty_trash' EXIT
+  targets+=(tmpfs)
+fi
 
 log "generating inputs"
 "$MBXGEN" mailbox --format mboxdir --out "$WORK/pst-src" --messages "$PST_MESSAGES" --folders 6 \
@@ -45,48 +58,91 @@ mbox_bytes=$(($(stat -c %s "$WORK/a.mbox") + $(stat -c %s "$WORK/b.mbox")))
 pst_count=$("$MBXMERGE" list --json "$WORK/in.pst" | python3 -c \
   'import json,sys; print(sum(f["messages"] for f in json.load(sys.stdin)))')
 
-RAW=$WORK/raw.tsv  # case jobs round seconds rss_kb
+RAW=$WORK/raw.tsv  # case target jobs round seconds rss_kb user_s sys_s
 : >"$RAW"
-timed() {  # case jobs round command...
-  local c=$1 j=$2 r=$3
-  shift 3
+timed() {  # case target jobs round command...
+  local c=$1 t=$2 j=$3 r=$4
+  shift 4
   sync
-  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null
-  printf '%s\t%s\t%s\t%s\n' "$c" "$j" "$r" "$(tr ' ' '\t' <"$WORK/time")" >>"$RAW"
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >/dev/null
+  printf '%s\t%s\t%s\t%s\t%s\n' "$c" "$t" "$j" "$r" "$(tr ' ' '\t' <"$WORK/time")" >>"$RAW"
 }
+dir_for() { [[ $1 == disk ]] && echo "$WORK/out" || echo "$SHM"; }
 
 cat "$WORK/in.pst" "$WORK/a.mbox" "$WORK/b.mbox" >/dev/null  # warm the page cache
 fail=0
+pst_out_bytes=0 md_out_bytes=0
 for round in $(seq 0 "$ROUNDS"); do  # round 0 warms up and is not counted
-  for jobs in 1 2; do
-    rm -f "$WORK/out$jobs.mbox"
-    timed pst "$jobs" "$round" "$MBXMERGE" merge --from "$WORK/in.pst" \
-      --into "$WORK/out$jobs.mbox" --jobs "$jobs" --quiet
-    rm -rf "$WORK/md$jobs"
-    timed mbox "$jobs" "$round" "$MBXMERGE" merge --from "$WORK/a.mbox" --from "$WORK/b.mbox" \
-      --into "maildir:$WORK/md$jobs" --jobs "$jobs" --quiet
-    read -r _ _ missing extra _ _ < <("$COUNT" maildir "$WORK/md$jobs" "$WORK/m.tsv")
-    if [[ $missing != 0 || $extra != 0 ]]; then
-      log "mbox -> Maildir --jobs $jobs: $missing ids missing, $extra extra copies"
-      fail=1
-    fi
+  for target in "${targets[@]}"; do
+    d=$(dir_for "$target")
+    for jobs in 1 2; do
+      mkdir -p "$d"
+      out=$d/pst-$round-$jobs.mbox md=$d/md-$round-$jobs
+      timed pst "$target" "$jobs" "$round" "$MBXMERGE" merge --from "$WORK/in.pst" \
+        --into "$out" --jobs "$jobs" --quiet
+      timed mbox "$target" "$jobs" "$round" "$MBXMERGE" merge --from "$WORK/a.mbox" \
+        --from "$WORK/b.mbox" --into "maildir:$md" --jobs "$jobs" --quiet
+      read -r _ _ missing extra _ _ < <("$COUNT" maildir "$md" "$WORK/m.tsv")
+      if [[ $missing != 0 || $extra != 0 ]]; then
+        log "mbox -> Maildir ($target, --jobs $jobs): $missing ids missing, $extra extra copies"
+        fail=1
+      fi
+      if [[ ! -f $WORK/reference.mbox ]]; then
+        n=$(grep -c '^From ' "$out" || true)
+        [[ $n == "$pst_count" ]] || { log "PST -> mbox: $n messages, the PST has $pst_count"; fail=1; }
+        cp "$out" "$WORK/reference.mbox"
+        pst_out_bytes=$(stat -c %s "$out")
+        md_out_bytes=$(du -sb "$md" | cut -f1)
+      fi
+      cmp -s "$out" "$WORK/reference.mbox" ||
+        { log "PST -> mbox ($target, --jobs $jobs) differs from the first run's mbox"; fail=1; }
+      # Outputs on tmpfs go now (memory); on the disk they wait for the end.
+      if [[ $target == tmpfs ]]; then rm -rf "$out" "$md"; else discard "$out" "$md"; fi
+    done
   done
-  cmp -s "$WORK/out1.mbox" "$WORK/out2.mbox" || { log "PST -> mbox: --jobs 1 and 2 differ"; fail=1; }
-  n=$(grep -c '^From ' "$WORK/out1.mbox" || true)
-  [[ $n == "$pst_count" ]] || { log "PST -> mbox: $n messages, the PST has $pst_count"; fail=1; }
+  # The disk's floor for the same bytes: one file, written and fsynced.
+  for c in pst mbox; do
+    bytes=$pst_out_bytes
+    [[ $c == mbox ]] && bytes=$md_out_bytes
+    timed "$c" floor - "$round" dd if=/dev/zero of="$WORK/floor" bs=1M \
+      count=$(((bytes + 1048575) / 1048576)) conv=fsync status=none
+    discard "$WORK/floor"
+  done
   log "round $round done"
 done
 [[ $fail == 0 ]] || die "an output was wrong; no figures written"
 elapsed=$(($(date +%s) - started))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-median() {  # case jobs -> median seconds and peak RSS over the counted rounds
-  awk -F'\t' -v c="$1" -v j="$2" '$1 == c && $2 == j && $3 > 0 { print $4, $5 }' "$RAW" |
-    sort -n | awk '{ s[NR] = $1; m[NR] = $2 } END { i = int((NR + 1) / 2); print s[i], m[i] }'
-}
+python3 - "$RAW" "$pst_bytes" "$mbox_bytes" >"$WORK/table.md" <<'PY'
+import statistics, sys
+raw, in_bytes = sys.argv[1], {"pst": int(sys.argv[2]), "mbox": int(sys.argv[3])}
+runs = {}
+for line in open(raw):
+    c, t, j, r, secs, rss, usr, sys_ = line.split()
+    if r != "0":
+        runs.setdefault((c, t, j), []).append((float(secs), int(rss), float(usr), float(sys_)))
+med = lambda k, i: statistics.median(x[i] for x in runs[k])
+label = {"pst": "(1) PST -> mbox", "mbox": "(2) mbox + mbox -> Maildir"}
+print("| merge | target | --jobs | median s | MB/s (input) | CPU s (user + sys) | peak RSS MiB | --jobs 2 speed-up |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for c in ("pst", "mbox"):
+    for t in ("disk", "tmpfs"):
+        if (c, t, "1") not in runs:
+            continue
+        for j in ("1", "2"):
+            s = med((c, t, j), 0)
+            speed = "%.2fx" % (med((c, t, "1"), 0) / s) if j == "2" else ""
+            print("| %s | %s | %s | %.2f | %.1f | %.2f + %.2f | %.1f | %s |" % (
+                label[c], t, j, s, in_bytes[c] / 2**20 / s, med((c, t, j), 2), med((c, t, j), 3),
+                max(x[1] for x in runs[(c, t, j)]) / 1024, speed))
+    f = med((c, "floor", "-"), 0)
+    s1, s2 = med((c, "disk", "1"), 0), med((c, "disk", "2"), 0)
+    print("| %s | disk floor: `dd` of the bytes the merge wrote, then fsync | | %.2f | | | | at most %.2fx (--jobs 1 / floor); --jobs 2 is %.2fx the floor |" % (
+        label[c], f, s1 / f, s2 / f))
+PY
 
-section=$(
-  cat <<EOF
+cat >"$WORK/section.md" <<EOF
 ## (f) --jobs 1 vs --jobs 2 on one merge
 
 Generated by \`benchmarks/jobs_bench.sh\` on $(date -u '+%Y-%m-%d %H:%M') UTC at commit
@@ -97,42 +153,27 @@ the run took ${elapsed} s). Machine: $(nproc) CPUs; load averages $load_before b
   fingerprints on two workers while one thread commits, and a PST source reads ahead
   on a helper thread (sharing our PST reader's read-only mapping of the file).
 - (1) one PST of $pst_count messages ($(numfmt --to=iec "$pst_bytes")B), written by mbxmerge from
-  \`mbxgen mailbox --format mboxdir --messages $PST_MESSAGES --folders 6\`, into a new mbox;
+  \`mbxgen mailbox --format mboxdir --messages $PST_MESSAGES --folders 6\`, into a new mbox
+  ($(numfmt --to=iec "$pst_out_bytes")B written);
   (2) \`mbxgen pair --format mbox --messages $MBOX_MESSAGES --dup-rate 0.15\`
-  ($(numfmt --to=iec "$mbox_bytes")B) into a new Maildir, with dedupe.
-- One warm-up round, then $ROUNDS rounds, both job counts side by side in each; medians.
-  Correct: (1) both job counts wrote the same bytes, every message of the PST;
+  ($(numfmt --to=iec "$mbox_bytes")B) into a new Maildir, with dedupe ($(numfmt --to=iec "$md_out_bytes")B written).
+- Each merge twice: into the disk (the file system of the inputs), and into tmpfs
+  (\`$TMPFS\`: no disk to wait for, so what remains is the CPU work the second core can share).
+  The disk floor is \`dd if=/dev/zero bs=1M conv=fsync\` of as many bytes as the merge wrote, in
+  the same rounds: no merge into that disk can take less, so --jobs 1 / floor bounds the speed-up.
+- One warm-up round, then $ROUNDS rounds, everything side by side in each; medians. Outputs are
+  kept until the end (see \`discard\` in \`benchmarks/lib.sh\`: deleting the last round's 5,100 files
+  just before a Maildir run made that run up to 3x slower).
+- Correct: (1) every run wrote the same bytes, every message of the PST;
   (2) every manifest id exactly once (\`count_ids.sh\`). All **yes** (the script stops otherwise).
 
-| merge | --jobs | median s | MB/s | peak RSS MiB | --jobs 2 speed-up |
-|---|---:|---:|---:|---:|---:|
-EOF
-  for c in pst mbox; do
-    bytes=$pst_bytes label="(1) PST -> mbox"
-    [[ $c == mbox ]] && bytes=$mbox_bytes label="(2) mbox + mbox -> Maildir"
-    read -r s1 m1 < <(median "$c" 1)
-    read -r s2 m2 < <(median "$c" 2)
-    awk -v l="$label" -v b="$bytes" -v s1="$s1" -v s2="$s2" -v m1="$m1" -v m2="$m2" 'BEGIN {
-      printf "| %s | 1 | %.2f | %.1f | %.1f | |\n", l, s1, b / 1048576 / s1, m1 / 1024
-      printf "| %s | 2 | %.2f | %.1f | %.1f | %.2fx |\n", l, s2, b / 1048576 / s2, m2 / 1024, s1 / s2
-    }'
-  done
-  echo
-  echo "Raw timings (case, jobs, round, seconds, peak RSS KiB; round 0 is the warm-up):"
-  echo
-  echo '```'
-  cat "$RAW"
-  echo '```'
-)
+$(cat "$WORK/table.md")
 
-# Replace an earlier (f) section, keep everything else.
-python3 - "$OUT" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"## \(f\) --jobs 1 vs --jobs 2 on one merge\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(lambda m: section.rstrip() + "\n", text) if pattern.search(text) \
-    else text.rstrip() + "\n\n" + section.rstrip() + "\n"
-open(path, "w").write(text)
-PY
+Raw timings (case, target, jobs, round, seconds, peak RSS KiB, user s, sys s; round 0 is the warm-up):
+
+\`\`\`
+$(cat "$RAW")
+\`\`\`
+EOF
+write_section "## (f) " "$WORK/section.md"
 log "wrote section (f) of $OUT"

@@ -393,6 +393,13 @@ void Pipeline::WorkerLoop() {
   while (auto w = queue_.Pop()) {
     if (!Stopped()) {
       Fingerprint(selector_, opt_, *sink_, w.get());
+      // A native message's MIME rendering, made just now, is held beside
+      // the native form: count it, or a PST source's real in-flight bytes
+      // are twice the budget's (a 304 MB PST -> mbox peaked at 260 MiB).
+      if (const size_t rendered = w->msg.RenderedBytes(); rendered != 0) {
+        budget_.Charge(rendered);
+        w->bytes += rendered;
+      }
       // A duplicate is converted in vain (dedupe decides in the committer),
       // but on a worker, off the committer's path.
       if (!w->error && w->rejection == Rejection::kNone) {

@@ -119,6 +119,9 @@ struct Message {
   Result<std::string_view> Mime() const;
   // The MIME size once known (after Mime()), else the native form's size hint.
   size_t ByteSize() const;
+  // Bytes held by the MIME rendering of a native message (0 until Mime()
+  // renders it): held beside the native form, which stays.
+  size_t RenderedBytes() const { return converted_.size(); }
 
  private:
   mutable std::string converted_;

@@ -620,15 +620,28 @@ TEST(FaultPointsTest, OnlyTheNamedPointAndOccurrenceKill) {
 // disk would: one error naming the target, exit status 3, the target valid
 // (whole messages, none twice), the source intact; with room the same
 // command finishes the job.
-TEST(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
+//
+// Twice: with small batches, and with batches past the 4 MiB at which the
+// mbox sink writes a growing batch out before its fsync (so the disk fills
+// in the middle of a batch, in a write of MboxSink::Spill()).
+class FullDiskTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
+  const bool big_batches = GetParam();
   TempDir tmp;
-  Gen({"mailbox", "--format", "mbox", "--out", tmp / "src.mbox", "--messages", "60", "--seed", "8",
-       "--manifest", tmp / "m.tsv"});
+  std::vector<std::string> gen{"mailbox", "--format", "mbox",       "--out",      tmp / "src.mbox",
+                               "--seed",  "8",        "--manifest", tmp / "m.tsv"};
+  if (big_batches) {
+    gen.insert(gen.end(), {"--messages", "80", "--avg-size", "200000"});  // ~16 MB
+  } else {
+    gen.insert(gen.end(), {"--messages", "60"});
+  }
+  Gen(gen);
   auto source = Files(tmp / "src.mbox");
   const std::string target = tmp / "out.mbox";
   // Not --quiet: the summary's FATAL line is the error under test.
-  std::vector<std::string> cmd{"merge",   "--from", tmp / "src.mbox", "--into", target,
-                               "--batch", "5"};
+  std::vector<std::string> cmd{"merge", "--from",  tmp / "src.mbox",        "--into",
+                               target,  "--batch", big_batches ? "30" : "5"};
   SpawnOptions full;
   full.max_file_size = stdfs::file_size(tmp / "src.mbox") / 2;
   Child c = Spawn(cmd, full);
@@ -657,6 +670,35 @@ TEST(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
   for (const auto& id : want) EXPECT_EQ(ids[id], 1) << id;
   EXPECT_EQ(ids.size(), want.size());
   EXPECT_TRUE(Files(tmp / "src.mbox") == source);
+}
+
+INSTANTIATE_TEST_SUITE_P(Batches, FullDiskTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "PastSpill" : "Small"; });
+
+// A batch past 4 MiB is partly in the mbox before its fsync: killed there,
+// the next run cuts it off (the undo record was written first) and writes
+// every message exactly once.
+TEST(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
+  TempDir tmp;
+  Gen({"mailbox", "--format", "mbox", "--out", tmp / "src.mbox", "--messages", "60", "--seed", "9",
+       "--avg-size", "200000", "--manifest", tmp / "m.tsv"});  // ~12 MB: one batch, spilled twice
+  const std::string target = tmp / "out.mbox";
+  std::vector<std::string> cmd{"merge", "--from", tmp / "src.mbox", "--into", target, "--quiet"};
+  SpawnOptions crash;
+  crash.env = {"MBXMERGE_CRASH_AT=mbox.append.after-spill:2"};
+  Child killed = Spawn(cmd, crash);
+  ASSERT_TRUE(killed.Killed()) << "status " << killed.status << ": " << killed.out;
+  // Two parts of the batch are in the file, not durable, the undo record there.
+  EXPECT_GE(stdfs::file_size(target), 8u << 20);
+  EXPECT_TRUE(stdfs::exists(target + ".mbxmerge-undo"));
+
+  Child again = Spawn(cmd);
+  ASSERT_EQ(again.ExitCode(), 0) << again.out;
+  auto ids = testing::MbxgenIdCounts(target);
+  auto want = testing::ManifestIds(tmp / "m.tsv");
+  for (const auto& id : want) EXPECT_EQ(ids[id], 1) << id;
+  EXPECT_EQ(ids.size(), want.size());
+  EXPECT_FALSE(stdfs::exists(target + ".mbxmerge-undo"));
 }
 
 void ChmodTree(const std::string& dir, stdfs::perms dirs) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "engine/faultpoint.h"
 #include "engine/fs.h"
@@ -528,6 +529,7 @@ class MboxSink : public FileSink {
   Status Stage(const Message& msg, std::string_view) override {
     MBX_RETURN_IF_ERROR(usable_);
     if (closed_) return Status::InvalidArgument("mbox '" + path_ + "': sink is closed");
+    if (staged_.size() >= kSpillBytes) MBX_RETURN_IF_ERROR(Spill());
     auto mime_r = msg.Mime();
     if (!mime_r.ok()) return mime_r.status();
     std::string_view mime = *mime_r;
@@ -548,10 +550,11 @@ class MboxSink : public FileSink {
 
   Status Prepare() override {
     MBX_RETURN_IF_ERROR(usable_);
-    if (staged_.empty()) return Status::Ok();
+    if (!lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
+    if (staged_.empty() && spilled_ == 0) return Status::Ok();
     if (!staged_removals_.empty()) {
       // Before the replacements can be committed: what they replace.
-      size_t length = good_len_ + separator_.size() + staged_.size();
+      size_t length = good_len_ + BatchBytes();
       for (const auto& [offset, fingerprint] : staged_removals_) {
         replace_journal_ += std::to_string(length) + " " + std::to_string(offset) + " " +
                             std::to_string(fingerprint) + "\n";
@@ -559,14 +562,7 @@ class MboxSink : public FileSink {
       staged_removals_.clear();
       MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(ReplaceJournalPath(path_), replace_journal_));
     }
-    // Journal first: until Commit() removes it, the next open cuts the file back here.
-    MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(UndoPath(path_), std::to_string(good_len_) + "\n"));
-    MBX_CRASH_POINT("mbox.append.after-undo-record");
-    Status s;
-    if (::lseek(fd_.get(), static_cast<off_t>(good_len_), SEEK_SET) < 0) {
-      s = Status::FromErrno("seek '" + path_ + "'", errno);
-    }
-    if (s.ok() && !separator_.empty()) s = fs::WriteAll(fd_.get(), separator_, path_);
+    Status s = spilled_ == 0 ? StartBatch() : Status::Ok();
     // In two writes, so that a crash point can tear the batch as a power cut may.
     std::string_view batch = staged_;
     if (s.ok()) s = fs::WriteAll(fd_.get(), batch.substr(0, batch.size() / 2), path_);
@@ -579,7 +575,8 @@ class MboxSink : public FileSink {
       return s;
     }
     MBX_CRASH_POINT("mbox.append.after-fsync");
-    prepared_ = separator_.size() + staged_.size();
+    prepared_ = BatchBytes();
+    spilled_ = 0;
     // Released, not kept for the next batch: an mboxdir target holds one sink
     // per folder, and a thousand idle batch buffers would be most of its memory.
     std::string().swap(staged_);
@@ -607,6 +604,8 @@ class MboxSink : public FileSink {
     staged_.clear();
     staged_removals_.clear();
     prepared_ = 0;
+    spilled_ = 0;
+    lost_batch_ = Status::Ok();
     if (!usable_.ok() || !fd_.valid()) return;
     struct stat st;
     if (::fstat(fd_.get(), &st) == 0 && static_cast<size_t>(st.st_size) == good_len_) return;
@@ -633,6 +632,48 @@ class MboxSink : public FileSink {
   }
 
  private:
+  // A batch is written to the file as it grows, this much at a time, rather
+  // than held whole until Prepare(): a 32 MiB batch held, and then copied
+  // while it grows, was a quarter of a merge's peak memory. Only Prepare()'s
+  // fsync makes it durable, and until Commit() the undo record written first
+  // cuts it off again at the next open.
+  static constexpr size_t kSpillBytes = 4 << 20;
+
+  // Bytes of the batch so far: already in the file, and still staged.
+  size_t BatchBytes() const {
+    return (spilled_ == 0 ? separator_.size() : spilled_) + staged_.size();
+  }
+
+  // The batch's first write past the last good length: the undo record
+  // first, then the separator the file needs.
+  Status StartBatch() {
+    // Journal first: until Commit() removes it, the next open cuts the file back here.
+    MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(UndoPath(path_), std::to_string(good_len_) + "\n"));
+    MBX_CRASH_POINT("mbox.append.after-undo-record");
+    if (::lseek(fd_.get(), static_cast<off_t>(good_len_), SEEK_SET) < 0) {
+      return Status::FromErrno("seek '" + path_ + "'", errno);
+    }
+    if (!separator_.empty()) MBX_RETURN_IF_ERROR(fs::WriteAll(fd_.get(), separator_, path_));
+    return Status::Ok();
+  }
+
+  // Writes what is staged so far (not durable yet). A failure leaves the file
+  // as after the last good Flush(): the batch's earlier messages are gone,
+  // and the batch's Prepare() says so.
+  Status Spill() {
+    Status s = spilled_ == 0 ? StartBatch() : Status::Ok();
+    if (s.ok()) s = fs::WriteAll(fd_.get(), staged_, path_);
+    if (!s.ok()) {
+      Rollback();
+      lost_batch_ = s;
+      return s;
+    }
+    MBX_CRASH_POINT("mbox.append.after-spill");
+    spilled_ = BatchBytes();
+    std::string().swap(staged_);
+    return Status::Ok();
+  }
+
   std::string_view Existing() const { return {static_cast<const char*>(map_), map_len_}; }
 
   std::string path_;
@@ -641,6 +682,8 @@ class MboxSink : public FileSink {
   size_t good_len_;        // file length after the last good Flush()
   std::string separator_;  // written before the first message appended to a file that lacks it
   std::string staged_;
+  size_t spilled_ = 0;  // bytes of this batch written by Spill() (with the separator)
+  Status lost_batch_;   // why Spill() had to drop the batch, until Prepare() reports it
   size_t prepared_ = 0;
   Status usable_;
   bool closed_ = false;

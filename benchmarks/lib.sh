@@ -1,0 +1,57 @@
+# Helpers sourced by every benchmark script (after it sets WORK, OUT and BENCH).
+
+log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Outputs are moved aside (discard), not deleted, until the script ends.
+# Reason: on ext4 without a journal (this machine's root file system), for 35 s
+# after a file is deleted the inode allocator will not reuse its inode, and it
+# finds that out by reading the inode's table block, one deleted inode after
+# another (the kernel's recently_deleted()). A 6,000-file Maildir merge run
+# right after `rm -rf` of the previous round's output spent 5 s in the kernel
+# instead of 0.6 s (perf: recently_deleted and find_get_block_common, 60% of
+# the samples), and which run paid for it depended on the order of the runs.
+TRASH=$WORK/.trash
+discard() {  # path...
+  local p
+  for p in "$@"; do
+    [[ -e $p || -L $p ]] || continue
+    mkdir -p "$TRASH"
+    mv "$p" "$TRASH/$(date +%s%N)-${p##*/}"
+  done
+}
+# Deletes what was discarded, then waits until the allocator may reuse it:
+# whatever is timed next must not pay for this deletion.
+empty_trash() {
+  [[ -d $TRASH ]] || return 0
+  log "deleting the discarded outputs"
+  rm -rf "$TRASH"
+  sleep 36
+}
+# Deletes a directory left by an earlier run, with the same wait.
+purge() {  # dir
+  [[ -e $1 ]] || return 0
+  rm -rf "$1"
+  sleep 36
+}
+
+# write_section HEADING FILE: puts FILE's text into $OUT as the section whose
+# heading line starts with HEADING (replacing an earlier one, or appended).
+write_section() {
+  python3 - "$OUT" "$1" "$2" <<'PY'
+import os, sys
+path, heading, body = sys.argv[1], sys.argv[2], open(sys.argv[3]).read().strip() + "\n"
+text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+parts = text.split("\n## ")
+for i, part in enumerate(parts[1:], 1):
+    if ("## " + part).startswith(heading):
+        parts[i] = body[3:].rstrip("\n") + "\n"
+        break
+else:
+    parts[-1] = parts[-1].rstrip("\n") + "\n"
+    parts.append(body[3:])
+text = "\n## ".join(parts)
+open(path + ".tmp", "w").write(text.rstrip("\n") + "\n")
+os.replace(path + ".tmp", path)
+PY
+}
