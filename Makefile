@@ -99,11 +99,6 @@ fuzz: deps
 
 bench: deps
 	./benchmarks/run.sh
-	./benchmarks/pst_bench.sh
-	./benchmarks/pst_write_bench.sh
-	./benchmarks/recover_bench.sh
-	./benchmarks/jobs_bench.sh
-	./benchmarks/scale_bench.sh
 
 clean:
 	rm -rf build

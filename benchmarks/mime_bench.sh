@@ -345,6 +345,11 @@ mbx_exact_a=$([[ ${CHECK[mbxmerge]:-} == "$IDS_A $IDS_A 0 0 0 0" ]] && echo yes 
 mbx_exact_b=$([[ ${CHECK[mbxmerge-b]:-} == "$IDS_B $IDS_B 0 0 0 0" ]] && echo yes || echo NO)
 
 disk_dev=$(df -P "$WORK" | awk 'NR == 2 { print $1 }')
+# ext4 without a journal allocates inodes differently (see (h) of RESULTS.md).
+fs_journal() {
+  [[ $(findmnt -no FSTYPE -T "$WORK" 2>/dev/null) == ext4 ]] || return 0
+  if ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^${disk_dev##*/}-"; then echo " with a journal"; else echo " without a journal"; fi
+}
 {
   cat <<EOF
 # Benchmark results
@@ -359,7 +364,7 @@ Each section below names the script, the command and the commit that produced it
 
 - CPUs: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 - Memory: $(free -m | awk '/^Mem:/ { printf "%.1f GiB", $2 / 1024 }')
-- Disk: $(df -hP "$WORK" | awk 'NR == 2 { print $2 " " $1 }'), $(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK"), reported as $(lsblk -ndo ROTA "$disk_dev" 2>/dev/null | tr -d ' ' | sed 's/^1$/rotational/; s/^0$/non-rotational/' || echo unknown)
+- Disk: $(df -hP "$WORK" | awk 'NR == 2 { print $2 " " $1 }'), $(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")$(fs_journal), reported as $(lsblk -ndo ROTA "$disk_dev" 2>/dev/null | tr -d ' ' | sed 's/^1$/rotational/; s/^0$/non-rotational/' || echo unknown)
 - Load: others may share the machine; see the load averages under "Raw timings".
 - Kernel: $(uname -r); compiler: $(c++ --version | head -n 1)
 - Tools: procmail $(dpkg-query -W -f='${Version}' procmail 2>/dev/null), mblaze $(dpkg-query -W -f='${Version}' mblaze 2>/dev/null), Dovecot $(doveadm -c "$DOVE_CONF" -Version 2>/dev/null || dovecot --version 2>/dev/null)
@@ -463,7 +468,7 @@ if [[ -f $OUT ]]; then
 import sys
 old, new = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 mine = {line[3:].split(" ")[0] for line in new.splitlines() if line.startswith("## ")}
-kept = [p for p in old.split("\n## ")[1:] if p.split(" ")[0] not in mine]
+kept = [p for p in old.split("\n## ")[1:] if p.split("\n")[0].split(" ")[0] not in mine]
 open(sys.argv[2], "w").write(new.rstrip("\n") + "\n" + "".join("\n## " + p.rstrip("\n") + "\n" for p in kept))
 PY
 fi
