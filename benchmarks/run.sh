@@ -5,7 +5,7 @@
 # correctness, not only its time, and writes its own section of
 # benchmarks/RESULTS.md (with the machine, the command and the medians).
 #
-#   benchmarks/run.sh                    everything (about an hour on 2 cores)
+#   benchmarks/run.sh                    everything (under an hour on 2 cores)
 #   ONLY="jobs recover" benchmarks/run.sh   some of them
 #
 #   mime       (a) two mboxes -> a new Maildir, with dedupe: formail -D, mdeliver

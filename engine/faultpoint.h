@@ -55,13 +55,15 @@
 //   engine/recovery/transfer.cc, per user:
 //     export.after-merge *               a user's mailbox exported, journal not yet saying so
 //     import.after-merge *               a user's file imported, journal not yet saying so
-//   engine/recovery/recover.cc, per user:
+//   engine/recovery/recover.cc, per user (* = once per user, even where a
+//   group of users whose merges have finished goes through a step together;
+//   g = once per such group):
 //     recover.after-ldif-rewrite         reconnect.ldif rewritten from the journal
 //     recover.after-merge *              merged, journal not yet saying so
-//     recover.after-journal-merged *     journal says merged
-//     recover.ldif.mid-append *          half of the user's change record written
-//     recover.ldif.after-append *        change record durable, journal not yet saying so
-//     recover.after-journal-reconnected *
+//     recover.after-journal-merged g     journal says merged
+//     recover.ldif.mid-append *          half of a user's change record written
+//     recover.ldif.after-append g        change records durable, journal not yet saying so
+//     recover.after-journal-reconnected g
 //     recover.retire.before-rename *     retired/ exists, blank mailbox not moved
 //     recover.retire.after-rename *      moved, directories not synced
 //     recover.after-journal-retired *

@@ -591,6 +591,29 @@ TEST(JournalTest, IgnoresATornLastLine) {
   EXPECT_EQ(j->Step("c"), "");
 }
 
+// Several records in one append (recover journals a group of users at once):
+// read back in order, each user's last step and first detail.
+TEST(JournalTest, RecordAllAppendsEveryRecordInOrder) {
+  TempDir tmp;
+  {
+    auto j = Journal::OpenForAppend(tmp / "j");
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE(j->RecordAll({{"a", "merged", "ga"}, {"b", "merged", "gb"}}).ok());
+    ASSERT_TRUE(j->RecordAll({{"a", "reconnected", ""}, {"b", "reconnected", ""}}).ok());
+    ASSERT_TRUE(j->RecordAll({}).ok());
+    EXPECT_EQ(j->Step("b"), "reconnected");
+  }
+  EXPECT_EQ(ReadFileOrDie(tmp / "j"),
+            "merged\ta\tga\nmerged\tb\tgb\nreconnected\ta\t\nreconnected\tb\t\n");
+  auto j = Journal::Open(tmp / "j");
+  ASSERT_TRUE(j.ok());
+  ASSERT_EQ(j->Entries().size(), 2u);
+  EXPECT_EQ(j->Entries()[0], (std::pair<std::string, std::string>{"a", "reconnected"}));
+  EXPECT_EQ(j->Entries()[1], (std::pair<std::string, std::string>{"b", "reconnected"}));
+  EXPECT_EQ(j->Detail("a"), "ga");
+  EXPECT_EQ(j->Detail("b"), "gb");
+}
+
 // A torn line after a power cut ("retired\tb" cut short: a prefix of another
 // user's record) must not glue itself to the next record.
 TEST(JournalTest, AppendingCutsOffATornLastLine) {

@@ -49,6 +49,14 @@ class MailboxMerges {
     for (size_t k = 0; k < parallel; ++k) threads_.emplace_back([this] { Loop(); });
   }
 
+  // Whether Wait(slot) would return at once: the merge ran on a helper
+  // thread and has finished (never with --jobs 1, where Wait() runs it).
+  bool Finished(size_t slot) {
+    if (threads_.empty()) return false;
+    std::lock_guard<std::mutex> l(mu_);
+    return tasks_[slot].done;
+  }
+
   // The merge's result (true: merged), waiting for it if needed.
   bool Wait(size_t slot) {
     if (threads_.empty()) return tasks_[slot].fn(opts_);

@@ -65,6 +65,11 @@ class Journal {
   std::string Step(const std::string& key) const;
   std::string Detail(const std::string& key) const;
   Status Record(const std::string& key, const std::string& step, const std::string& detail = "");
+  struct Entry {
+    std::string key, step, detail;
+  };
+  // Several records in one durable append (one fsync).
+  Status RecordAll(const std::vector<Entry>& entries);
   // Keys in first-recorded order, with their last step.
   const std::vector<std::pair<std::string, std::string>>& Entries() const { return order_; }
 
