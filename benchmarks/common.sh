@@ -7,12 +7,7 @@
 source "$ROOT/benchmarks/lib.sh"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time not found: install the Debian package 'time'"
 
-if [[ ${NO_BUILD:-0} != 1 ]]; then
-  log "building Release in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
-    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target mbxmerge mbxgen >/dev/null
-fi
+[[ ${NO_BUILD:-0} == 1 ]] || build_release OFF mbxmerge mbxgen
 MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
 MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
 [[ -x $MBXMERGE && -x $MBXGEN ]] || die "mbxmerge or mbxgen missing in $BUILD_DIR"

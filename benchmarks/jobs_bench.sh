@@ -138,8 +138,10 @@ for c in ("pst", "mbox"):
                 max(x[1] for x in runs[(c, t, j)]) / 1024, speed))
     f = med((c, "floor", "-"), 0)
     s1, s2 = med((c, "disk", "1"), 0), med((c, "disk", "2"), 0)
-    print("| %s | disk floor: `dd` of the bytes the merge wrote, then fsync | | %.2f | | | | at most %.2fx (--jobs 1 / floor); --jobs 2 is %.2fx the floor |" % (
-        label[c], f, s1 / f, s2 / f))
+    bound = ("at most %.2fx (--jobs 1 / floor); --jobs 2 is %.2fx the floor" % (s1 / f, s2 / f)
+             if f > 0 else "too quick to time (inputs too small)")
+    print("| %s | disk floor: `dd` of the bytes the merge wrote, then fsync | | %.2f | | | | %s |" % (
+        label[c], f, bound))
 PY
 
 cat >"$WORK/section.md" <<EOF

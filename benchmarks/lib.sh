@@ -1,4 +1,4 @@
-# Helpers sourced by every benchmark script (after it sets WORK, OUT and BENCH).
+# Helpers sourced by the benchmark scripts (after they set ROOT, WORK, OUT and BENCH).
 
 log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -63,4 +63,17 @@ text = "\n## ".join(parts)
 open(path + ".tmp", "w").write(text.rstrip("\n") + "\n")
 os.replace(path + ".tmp", path)
 PY
+}
+
+# build_release BENCHMARKS TARGET...: a Release build of TARGETs in $BUILD_DIR,
+# with the micro-benchmarks configured when BENCHMARKS is ON.
+# -Wno-error=restrict: GCC 12 at -O3 reports a false -Wrestrict inside
+# std::string's operator+ (GCC bug 105651); it stays a warning here.
+build_release() {
+  local benchmarks=$1
+  shift
+  log "building Release in $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
+    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS="$benchmarks" >/dev/null
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target "$@" >/dev/null
 }

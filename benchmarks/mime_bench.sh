@@ -60,15 +60,7 @@ need doveadm dovecot-core
 
 # ---------------------------------------------------------------- build (Release)
 if [[ ${NO_BUILD:-0} != 1 ]]; then
-  log "building Release in $BUILD_DIR"
-  targets=(mbxmerge mbxgen)
-  [[ $MICRO == 1 ]] && targets+=(mbx_bench)
-  # -Wno-error=restrict: GCC 12 at -O3 reports a false -Wrestrict inside
-  # std::string's operator+ (GCC bug 105651); it stays a warning here.
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
-    -DCMAKE_CXX_FLAGS=-Wno-error=restrict \
-    -DMBX_BUILD_BENCHMARKS=$([[ $MICRO == 1 ]] && echo ON || echo OFF) >/dev/null
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${targets[@]}" >/dev/null
+  if [[ $MICRO == 1 ]]; then build_release ON mbxmerge mbxgen mbx_bench; else build_release OFF mbxmerge mbxgen; fi
 fi
 MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
 MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}

@@ -28,21 +28,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ONLY=${ONLY:-mime pst pst_write recover jobs scale}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/bench-release}
 BENCH=bench
-log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+WORK=$ROOT/benchmarks/work  # the scripts' work folders are below it
+# shellcheck source=benchmarks/lib.sh
+source "$ROOT/benchmarks/lib.sh"
 
 for name in $ONLY; do
   [[ -f $ROOT/benchmarks/${name}_bench.sh ]] || die "no benchmark '$name' (benchmarks/${name}_bench.sh)"
 done
 
-if [[ ${NO_BUILD:-0} != 1 ]]; then
-  log "building Release in $BUILD_DIR"
-  # -Wno-error=restrict: GCC 12 at -O3 reports a false -Wrestrict inside
-  # std::string's operator+ (GCC bug 105651); it stays a warning here.
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMBX_BUILD_TESTS=OFF \
-    -DCMAKE_CXX_FLAGS=-Wno-error=restrict -DMBX_BUILD_BENCHMARKS=ON >/dev/null
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target mbxmerge mbxgen mbx_bench >/dev/null
-fi
+[[ ${NO_BUILD:-0} == 1 ]] || build_release ON mbxmerge mbxgen mbx_bench
 export MBXMERGE=${MBXMERGE:-$BUILD_DIR/cli/mbxmerge}
 export MBXGEN=${MBXGEN:-$BUILD_DIR/samples/mbxgen}
 export BUILD_DIR NO_BUILD=1
@@ -60,5 +54,5 @@ for name in $ONLY; do
     failed+=("$name")
   fi
 done
-log "all done in $(($(date +%s) - started)) s; results in benchmarks/RESULTS.md"
+log "all done in $(($(date +%s) - started)) s; results in ${OUT:-benchmarks/RESULTS.md}"
 ((${#failed[@]} == 0)) || die "failed: ${failed[*]}"

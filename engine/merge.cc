@@ -390,26 +390,26 @@ uint64_t Pipeline::ReadAll(const std::function<void(std::unique_ptr<Work>)>& emi
 }
 
 void Pipeline::WorkerLoop() {
+  // Bytes a message grew by on a worker, counted in the budget and released
+  // with the message's own.
+  auto grew = [this](Work* w, size_t bytes) {
+    if (bytes == 0) return;  // most messages: no lock taken
+    budget_.Charge(bytes);
+    w->bytes += bytes;
+  };
   while (auto w = queue_.Pop()) {
     if (!Stopped()) {
       Fingerprint(selector_, opt_, *sink_, w.get());
       // A native message's MIME rendering, made just now, is held beside
       // the native form: count it, or a PST source's real in-flight bytes
       // are twice the budget's (a 304 MB PST -> mbox peaked at 260 MiB).
-      if (const size_t rendered = w->msg.RenderedBytes(); rendered != 0) {
-        budget_.Charge(rendered);
-        w->bytes += rendered;
-      }
+      grew(w.get(), w->msg.RenderedBytes());
       // A duplicate is converted in vain (dedupe decides in the committer),
       // but on a worker, off the committer's path.
       if (!w->error && w->rejection == Rejection::kNone) {
         Status s = sink_->Convert(&w->msg);
         if (!s.ok()) w->error = s;
-        if (w->msg.sink_form) {
-          const size_t grown = w->msg.sink_form->SizeHint();
-          budget_.Charge(grown);
-          w->bytes += grown;
-        }
+        if (w->msg.sink_form) grew(w.get(), w->msg.sink_form->SizeHint());
       }
     }
     reorder_.Put(std::move(w));

@@ -611,7 +611,7 @@ Result<RecoverResult> Recover(const Store& store, const RecoverOptions& opt) {
       std::vector<Journal::Entry> retired;
       for (Work* w : users) {
         if (const StoreMailbox* blank = w->blank) {
-          MBX_RETURN_IF_ERROR(fs::MakeDirs(store.RetiredDir()));
+          if (!moved) MBX_RETURN_IF_ERROR(fs::MakeDirs(store.RetiredDir()));
           std::string to = store.RetiredDir() + "/" + fs::Basename(blank->path);
           if (fs::Exists(to))
             return Status::IOError("cannot retire '" + blank->path + "': '" + to + "' exists");
