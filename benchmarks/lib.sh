@@ -4,13 +4,14 @@ log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Outputs are moved aside (discard), not deleted, until the script ends.
-# Reason: on ext4 without a journal (this machine's root file system), for 35 s
-# after a file is deleted the inode allocator will not reuse its inode, and it
-# finds that out by reading the inode's table block, one deleted inode after
-# another (the kernel's recently_deleted()). A 6,000-file Maildir merge run
-# right after `rm -rf` of the previous round's output spent 5 s in the kernel
-# instead of 0.6 s (perf: recently_deleted and find_get_block_common, 60% of
-# the samples), and which run paid for it depended on the order of the runs.
+# Reason: on ext4 without a journal (this machine's root file system), for a
+# minute after a file is deleted (minutes while its inode-table block is
+# dirty) the inode allocator will not reuse its inode, and it finds that out
+# by looking the block up in the buffer cache, one deleted inode after another
+# (the kernel's recently_deleted()). A 6,000-file Maildir merge run right after
+# `rm -rf` of the previous round's output spent 5 s in the kernel instead of
+# 0.5 s (perf: recently_deleted and find_get_block_common, 60% of the
+# samples), and which run paid for it depended on the order of the runs.
 TRASH=$WORK/.trash
 discard() {  # path...
   local p
@@ -34,13 +35,15 @@ purge() {  # dir
   rm -rf "$1"
   settle
 }
-# After a mass deletion: written back, the kernel's cached inodes and
-# dentries dropped where we may (as root; not the page cache, which holds the
-# inputs), and 36 s. Minutes after deleting 100,000 files, a Maildir merge
-# still spent 60% of its samples in recently_deleted() until this was done.
+# After a mass deletion: written back, then every clean cache dropped (as
+# root), the block device's cached inode-table blocks with them: an inode
+# whose block is not cached counts as long gone. Dropping only dentries and
+# inodes (drop_caches 2) was not enough: ten minutes after deleting 40,000
+# files a Maildir merge still spent half its samples in recently_deleted().
+# This drops the inputs' pages too: scripts warm their inputs after it.
 settle() {
   sync
-  echo 2 2>/dev/null >/proc/sys/vm/drop_caches || true
+  echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true
   sleep 36
 }
 

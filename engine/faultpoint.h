@@ -24,6 +24,8 @@
 //     fs.atomic-write.after-temp-write * temp file written, not synced
 //     fs.atomic-write.after-fsync *      temp file synced, not renamed
 //     fs.atomic-write.after-rename *     renamed, directory not synced
+//   formats/maildir/maildir.cc, MaildirSink::Convert (--jobs > 1, a worker):
+//     maildir.convert.after-write *      a message written ahead into the root's tmp/
 //   formats/maildir/maildir.cc, MaildirSink::Flush:
 //     maildir.flush.after-data-sync *    tmp/ files synced, nothing renamed
 //     maildir.flush.after-journal *      --mode replace: journal written, nothing renamed

@@ -60,6 +60,11 @@ class MailboxSource {
   // durable. A message that changed since Next() returned it is kept and
   // reported through `kept`, never removed blindly.
   virtual bool CanRemoveMessages() const { return false; }
+  // Says that RemoveMessages() will follow this run; call before the first
+  // Next(). A source that must recognize a message at removal time (an
+  // mbox hashes each message's bytes as it reads them) does that work only
+  // then, not on every merge.
+  virtual void WillRemoveMessages() {}
   virtual Status RemoveMessages(const std::vector<uint64_t>& tokens,
                                 const std::function<void(uint64_t token, std::string why)>& kept) {
     (void)tokens;

@@ -605,6 +605,9 @@ RunReport Pipeline::Run() {
     }
   }
   if (!report_.fatal.empty()) return std::move(report_);
+  if (opt_.mode == MergeMode::kArchive && !opt_.dry_run) {
+    for (auto* s : sources_) s->WillRemoveMessages();
+  }
 
   Status scan = ScanTarget();
   if (!scan.ok()) {

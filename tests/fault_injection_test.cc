@@ -306,6 +306,15 @@ class MergeFaultTest : public ::testing::TestWithParam<MergeScenario> {
     std::string t = PathOf(Target());
     EXPECT_FALSE(stdfs::exists(t + ".mbxmerge-undo")) << what;
     EXPECT_FALSE(stdfs::exists(t + "/.mbxmerge-replace")) << what;
+    // Messages written ahead into tmp/ and left by a killed run, and the
+    // duplicates' files written in vain, are all gone.
+    if (stdfs::is_directory(t)) {
+      for (const auto& e : stdfs::recursive_directory_iterator(t)) {
+        if (e.is_directory() && e.path().filename() == "tmp") {
+          EXPECT_TRUE(stdfs::is_empty(e.path())) << what << ": files left in " << e.path();
+        }
+      }
+    }
   }
 
   TempDir tmp_;

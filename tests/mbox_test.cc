@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,45 @@ TEST(MboxSource, FolderFilterSkipsRoot) {
   auto r = (*src)->Next(&m);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(*r);
+}
+
+// mboxrd by its definition, one line at a time: the reference Quote() and
+// Unquote() must agree with.
+std::string RequoteByLines(std::string_view s, bool quote) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t nl = s.find('\n', pos);
+    size_t end = nl == std::string_view::npos ? s.size() : nl + 1;
+    std::string_view line = s.substr(pos, end - pos);
+    size_t g = 0;
+    while (g < line.size() && line[g] == '>') ++g;
+    if (line.substr(g).starts_with("From ")) {
+      if (quote) {
+        out += '>';
+      } else if (g > 0) {
+        line.remove_prefix(1);
+      }
+    }
+    out.append(line);
+    pos = end;
+  }
+  return out;
+}
+
+TEST(MboxQuote, AgreesWithTheLineByLineDefinition) {
+  // Random texts over the bytes that matter, so that every arrangement of
+  // '>' runs, "From", blanks and line ends shows up.
+  const std::string_view pieces[] = {">", ">>", "From ", "From", " ", "\n", "\r\n", "x", ">From "};
+  std::mt19937 rng(2026);
+  for (int i = 0; i < 20000; ++i) {
+    std::string text;
+    int n = static_cast<int>(rng() % 24);
+    for (int k = 0; k < n; ++k) text += pieces[rng() % std::size(pieces)];
+    ASSERT_EQ(Quote(text), RequoteByLines(text, true)) << "quoting '" << text << "'";
+    ASSERT_EQ(Unquote(text), RequoteByLines(text, false)) << "unquoting '" << text << "'";
+    ASSERT_EQ(Unquote(Quote(text)), text) << "'" << text << "'";
+  }
 }
 
 TEST(MboxQuote, MboxrdRoundTrip) {

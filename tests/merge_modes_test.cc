@@ -120,6 +120,23 @@ TEST_F(ModesTest, ArchiveFromMboxDirEmptiesEveryFolderFile) {
   EXPECT_TRUE(MbxgenIdCounts("mboxdir:" + P("src")).empty());
 }
 
+// A source not told that removal follows does not remember what it read
+// (that costs a hash of every message), so it removes nothing.
+TEST_F(ModesTest, MboxRemoveMessagesWithoutNoticeRemovesNothing) {
+  std::string file = "From x@y Mon Mar  1 10:00:00 2021\n" + Msg("a", "first", "one") + "\n";
+  WriteFileOrDie(P("in.mbox"), file);
+  auto src = mbox::OpenSource(P("in.mbox"));
+  ASSERT_TRUE(src.ok());
+  Message m;
+  ASSERT_TRUE(*(*src)->Next(&m));
+  std::map<uint64_t, std::string> kept;
+  Status s =
+      (*src)->RemoveMessages({m.source_token}, [&](uint64_t t, std::string why) { kept[t] = why; });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(kept.size(), 1u);
+  EXPECT_EQ(ReadFileOrDie(P("in.mbox")), file);
+}
+
 TEST_F(ModesTest, MboxRemoveMessagesKeepsMailThatChangedOrArrivedAfterReading) {
   std::string a = Msg("a", "first", "one");
   std::string b = Msg("b", "second", "two");
@@ -130,6 +147,7 @@ TEST_F(ModesTest, MboxRemoveMessagesKeepsMailThatChangedOrArrivedAfterReading) {
   WriteFileOrDie(P("in.mbox"), file);
   auto src = mbox::OpenSource(P("in.mbox"));
   ASSERT_TRUE(src.ok());
+  (*src)->WillRemoveMessages();
   std::vector<uint64_t> tokens;
   Message m;
   while (*(*src)->Next(&m)) tokens.push_back(m.source_token);

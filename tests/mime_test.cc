@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -511,6 +513,74 @@ TEST(CaseFold, InvalidUtf8AndNul) {
   EXPECT_EQ(CaseFold("A\0B"s), "a\0b"s);
   EXPECT_EQ(CaseFold("\xc3\x89\0\xff"s), "\xc3\xa9\0\xc3\xbf"s);
   EXPECT_EQ(CaseFold("\xed\xa0\x80"), "\xc3\xad\xc2\xa0\xc2\x80");  // surrogate: bytes as Latin-1
+}
+
+// Quoted-printable by its definition: split into lines, each byte made a
+// token (itself or "=XX"), tokens packed into lines of at most 75 with soft
+// breaks. The encoder must agree with it byte for byte.
+std::string QuotedPrintableByTokens(std::string_view in) {
+  std::vector<std::string_view> lines;
+  for (size_t start = 0;;) {
+    size_t nl = in.find('\n', start);
+    lines.push_back(
+        in.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  for (auto& line : lines) {
+    if (line.ends_with('\r')) line.remove_suffix(1);
+  }
+  if (lines.back().empty()) lines.pop_back();  // the text ended with a line break
+  std::string out;
+  for (std::string_view line : lines) {
+    std::vector<std::string> tokens;
+    for (size_t k = 0; k < line.size(); ++k) {
+      unsigned char c = static_cast<unsigned char>(line[k]);
+      bool blank = c == ' ' || c == '\t';
+      bool plain = (c > 32 && c < 127 && c != '=') || (blank && k + 1 < line.size());
+      if (k == 0 && (line.starts_with("From ") || line.starts_with("."))) plain = false;
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "=%02X", c);
+      tokens.push_back(plain ? std::string(1, static_cast<char>(c)) : std::string(hex));
+    }
+    size_t width = 0;
+    for (const auto& t : tokens) {
+      if (width + t.size() > 75) {
+        out += "=\n";
+        width = 0;
+      }
+      out += t;
+      width += t.size();
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+TEST(QuotedPrintable, EncodesTheRulesThatMatter) {
+  EXPECT_EQ(EncodeQuotedPrintable("a=b\r\nc \n"), "a=3Db\nc=20\n");
+  EXPECT_EQ(EncodeQuotedPrintable("From me\n.\n"), "=46rom me\n=2E\n");
+  EXPECT_EQ(EncodeQuotedPrintable("caf\xc3\xa9"), "caf=C3=A9\n");
+  std::string broken(75, 'x');  // a soft break after 75 characters
+  broken += "=\n";
+  broken.append(25, 'x');
+  broken += '\n';
+  EXPECT_EQ(EncodeQuotedPrintable(std::string(100, 'x')), broken);
+}
+
+TEST(QuotedPrintable, AgreesWithTheDefinition) {
+  // Random texts over the bytes that matter, with lines long enough to need
+  // soft breaks around encoded bytes.
+  const std::string_view pieces[] = {
+      "x",  "From ", ".",  " ",        "\t",   "=",
+      "\n", "\r\n",  "\r", "\xc3\xa9", "\x01", "abcdefghijklmnopqrstuvwxyz0123456789"};
+  std::mt19937 rng(2045);
+  for (int i = 0; i < 20000; ++i) {
+    std::string text;
+    int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k) text += pieces[rng() % std::size(pieces)];
+    ASSERT_EQ(EncodeQuotedPrintable(text), QuotedPrintableByTokens(text)) << "'" << text << "'";
+  }
 }
 
 }  // namespace

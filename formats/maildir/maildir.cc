@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -432,6 +433,32 @@ class MaildirSource : public MailboxSource {
 
 // ---- sink ----
 
+// A message written ahead into the Maildir's tmp/ by Convert() on a worker
+// thread, so that the committer only renames it. Stage() claims it; one
+// never claimed (a duplicate, a stopped run) is removed with its form. A
+// crash leaves it in tmp/, where the next open finds it orphaned.
+class WrittenAhead : public SinkForm {
+ public:
+  WrittenAhead(const void* sink, std::string path, std::string name)
+      : sink_(sink), path_(std::move(path)), name_(std::move(name)) {}
+  ~WrittenAhead() override {
+    if (!claimed_.load()) ::unlink(path_.c_str());
+  }
+  size_t SizeHint() const override { return 0; }  // on disk, not in memory
+
+  // The sink that wrote it takes the file over (once): from then on the
+  // sink removes it on Rollback() and this form leaves it alone.
+  bool Claim(const void* sink) const { return sink == sink_ && !claimed_.exchange(true); }
+  const std::string& path() const { return path_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  const void* sink_;
+  std::string path_;
+  std::string name_;
+  mutable std::atomic<bool> claimed_{false};
+};
+
 class MaildirSink : public MailboxSink {
  public:
   MaildirSink(std::string root, const SinkOptions& opts, DirLock lock)
@@ -447,6 +474,9 @@ class MaildirSink : public MailboxSink {
   std::string Describe() const override { return "maildir:" + root_; }
 
   Status Init() {
+    struct stat st;
+    if (::stat(root_.c_str(), &st) != 0) return Status::FromErrno("stat '" + root_ + "'", errno);
+    root_dev_ = st.st_dev;
     MBX_RETURN_IF_ERROR(FinishReplacements());
     MBX_ASSIGN_OR_RETURN(auto dirs, ListFolderDirs(root_));
     for (auto& d : dirs) {
@@ -574,9 +604,35 @@ class MaildirSink : public MailboxSink {
     return FolderForDirName(DirNameForFolder(path));
   }
 
+  // --jobs > 1: writes the message into the root's tmp/ on the worker
+  // thread, so that the committer's Stage() only takes the file over. The
+  // committer's own time was the limit of a Maildir merge: creating and
+  // writing every file one after another, then waiting for each batch's
+  // sync while the workers idled. Now the workers write the next batch
+  // during that sync. Errors are left to Stage(), which then writes the
+  // message itself and names the folder in its error.
+  Status Convert(Message* msg) const override {
+    if (opts_.allow_hardlinks && !msg->backing_file.empty() && msg->IsMime()) {
+      return Status::Ok();  // Stage() will hard-link it
+    }
+    auto data = msg->Mime();
+    if (!data.ok()) return Status::Ok();
+    std::string name = UniqueName(data->size());
+    std::string path = root_ + "/tmp/" + name;
+    if (!WriteNewFile(path, *data).ok()) return Status::Ok();
+    MBX_CRASH_POINT("maildir.convert.after-write");
+    msg->sink_form = std::make_shared<WrittenAhead>(this, std::move(path), std::move(name));
+    return Status::Ok();
+  }
+
   Status Stage(const Message& msg, std::string_view folder) override {
     if (closed_) return Status::InvalidArgument("maildir '" + root_ + "': sink is closed");
     MBX_ASSIGN_OR_RETURN(Folder * f, EnsureFolder(folder));
+    auto ahead = dynamic_cast<const WrittenAhead*>(msg.sink_form.get());
+    if (ahead != nullptr && f->on_root_device && ahead->Claim(this)) {
+      staged_.push_back({f, ahead->name(), ahead->path(), msg.flags, {}});
+      return Status::Ok();
+    }
     auto context = [&] {
       return "maildir '" + root_ + "' folder '" + f->path + "' message " + msg.origin;
     };
@@ -590,17 +646,10 @@ class MaildirSink : public MailboxSink {
       linked = ::link(msg.backing_file.c_str(), tmp.c_str()) == 0;
     }
     if (!linked) {
-      auto fd = fs::Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-      if (!fd.ok()) return fd.status().WithContext(context());
-      Status s = fs::WriteAll(fd->get(), *data, tmp);
-      if (s.ok() && ::close(fd->Release()) != 0)
-        s = Status::FromErrno("close '" + tmp + "'", errno);
-      if (!s.ok()) {
-        ::unlink(tmp.c_str());
-        return s.WithContext(context());
-      }
+      Status s = WriteNewFile(tmp, *data);
+      if (!s.ok()) return s.WithContext(context());
     }
-    staged_.push_back({f, std::move(name), msg.flags, {}});
+    staged_.push_back({f, std::move(name), std::move(tmp), msg.flags, {}});
     return Status::Ok();
   }
 
@@ -628,9 +677,8 @@ class MaildirSink : public MailboxSink {
     for (const auto& s : staged_) {
       std::string final_path = FinalPath(s);
       std::string dir = fs::Dirname(final_path);
-      std::string tmp = TmpPath(s);
-      if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-        failed = Status::FromErrno("rename '" + tmp + "' to '" + final_path + "'", errno);
+      if (::rename(s.tmp.c_str(), final_path.c_str()) != 0) {
+        failed = Status::FromErrno("rename '" + s.tmp + "' to '" + final_path + "'", errno);
         break;
       }
       finals.push_back(std::move(final_path));
@@ -646,7 +694,7 @@ class MaildirSink : public MailboxSink {
     }
     if (!failed.ok()) {
       for (size_t i = 0; i < finals.size(); ++i)
-        ::rename(finals[i].c_str(), TmpPath(staged_[i]).c_str());
+        ::rename(finals[i].c_str(), staged_[i].tmp.c_str());
       if (!journal.empty()) ::unlink(JournalPath().c_str());
       return failed.WithContext("maildir '" + root_ + "' flush");
     }
@@ -659,7 +707,7 @@ class MaildirSink : public MailboxSink {
   Status FinishReplacements() { return internal::FinishReplacementJournal(root_); }
 
   void Rollback() override {
-    for (const auto& s : staged_) ::unlink(TmpPath(s).c_str());
+    for (const auto& s : staged_) ::unlink(s.tmp.c_str());
     staged_.clear();
   }
 
@@ -676,15 +724,26 @@ class MaildirSink : public MailboxSink {
   struct Folder {
     std::string path;
     std::string dir;
+    // Whether a file in the root's tmp/ can be renamed into it (not so for
+    // a folder directory that is a symlink to another file system).
+    bool on_root_device = true;
   };
   struct Staged {
     Folder* folder;
     std::string name;
+    std::string tmp;  // where it is until Flush(): its folder's tmp/ or the root's
     MessageFlags flags;
     std::string replaces;  // --mode replace: the existing file this one takes the place of
   };
 
-  static std::string TmpPath(const Staged& s) { return s.folder->dir + "/tmp/" + s.name; }
+  // Creates `path` (which must not exist) holding `data`; removes it on failure.
+  static Status WriteNewFile(const std::string& path, std::string_view data) {
+    MBX_ASSIGN_OR_RETURN(fs::Fd fd, fs::Open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    Status s = fs::WriteAll(fd.get(), data, path);
+    if (s.ok() && ::close(fd.Release()) != 0) s = Status::FromErrno("close '" + path + "'", errno);
+    if (!s.ok()) ::unlink(path.c_str());
+    return s;
+  }
   static std::string FinalPath(const Staged& s) {
     bool cur = s.flags != 0;
     return s.folder->dir + (cur ? "/cur/" : "/new/") + s.name + (cur ? InfoSuffix(s.flags) : "");
@@ -713,13 +772,16 @@ class MaildirSink : public MailboxSink {
       if (!fd.ok()) return fd.status().WithContext("maildir '" + root_ + "' folder '" + path + "'");
       MBX_RETURN_IF_ERROR(fs::FsyncDir(dir));
     }
-    auto [ins, _] = folders_.emplace(path, Folder{path, dir});
+    struct stat st;
+    bool on_root_device = ::stat(dir.c_str(), &st) == 0 && st.st_dev == root_dev_;
+    auto [ins, _] = folders_.emplace(path, Folder{path, dir, on_root_device});
     return &ins->second;
   }
 
   // "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>": unique per host without any
   // coordination (time, pid and a per-sink counter; we also hold the lock).
-  std::string UniqueName(size_t size) {
+  // Thread-safe: Convert() calls it on the workers.
+  std::string UniqueName(size_t size) const {
     struct timeval tv;
     ::gettimeofday(&tv, nullptr);
     return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
@@ -730,7 +792,7 @@ class MaildirSink : public MailboxSink {
   Status SyncStagedData() {
     std::vector<std::string> files;
     files.reserve(staged_.size());
-    for (const auto& s : staged_) files.push_back(TmpPath(s));
+    for (const auto& s : staged_) files.push_back(s.tmp);
     return internal::SyncFiles(files, opts_.batch_sync);
   }
 
@@ -738,7 +800,8 @@ class MaildirSink : public MailboxSink {
   SinkOptions opts_;
   DirLock lock_;
   bool closed_ = false;
-  uint64_t counter_ = 0;
+  mutable std::atomic<uint64_t> counter_{0};
+  dev_t root_dev_ = 0;
   std::map<std::string, std::string> existing_dirs_;  // folder path -> directory at open
   std::map<std::string, Folder> folders_;             // folders written to (stable addresses)
   std::vector<Staged> staged_;

@@ -404,11 +404,12 @@ class MboxSource : public MailboxSource {
     out->origin = "mbox '" + path_ + "' message " + std::to_string(count_) + " (offset " +
                   std::to_string(e.offset) + ")";
     out->source_token = e.offset;
-    read_.push_back({e.offset, Fingerprint(e)});
+    if (will_remove_) read_.push_back({e.offset, Fingerprint(e)});
     return true;
   }
 
   bool CanRemoveMessages() const override { return true; }
+  void WillRemoveMessages() override { will_remove_ = true; }
 
   // Archive mode: rewrites the file without the messages at `tokens` (their
   // From_ line offsets), under the same locks an MDA honours, through a temp
@@ -443,7 +444,8 @@ class MboxSource : public MailboxSource {
   std::string folder_;
   fs::MappedFile map_;
   Splitter splitter_;
-  std::vector<ReadMark> read_;  // in offset order, as Next() reads
+  bool will_remove_ = false;
+  std::vector<ReadMark> read_;  // in offset order, as Next() reads (only if will_remove_)
   std::optional<FolderInfo> info_;
   uint64_t count_ = 0;
   size_t released_ = 0;
@@ -695,29 +697,35 @@ class MboxSink : public FileSink {
   std::string replace_journal_;  // as last written to ReplaceJournalPath()
 };
 
-// Rewrites lines matching ^>*From (quote) or ^>+From (unquote).
+// Rewrites lines matching ^>*From (quote) or ^>+From (unquote). Jumps from
+// one "From " to the next instead of walking every line: messages are
+// unquoted on the reader thread, and the line walk was a tenth of its time.
 std::string Requote(std::string_view s, bool quote) {
-  std::string_view needle = quote ? "From " : ">From ";
-  if (::memmem(s.data(), s.size(), needle.data(), needle.size()) == nullptr) return std::string(s);
+  const std::string_view needle = quote ? "From " : ">From ";
+  const char* hit =
+      static_cast<const char*>(::memmem(s.data(), s.size(), needle.data(), needle.size()));
+  if (hit == nullptr) return std::string(s);
   std::string out;
   out.reserve(s.size() + (quote ? 64 : 0));
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t nl = s.find('\n', pos);
-    size_t end = nl == std::string_view::npos ? s.size() : nl + 1;
-    std::string_view line = s.substr(pos, end - pos);
-    size_t g = 0;
-    while (g < line.size() && line[g] == '>') ++g;
-    if (line.substr(g).starts_with(kFrom)) {
+  size_t copied = 0;
+  while (hit != nullptr) {
+    size_t at = static_cast<size_t>(hit - s.data());
+    size_t line = at;  // back over the '>' run before "From " (or before ">From ")
+    while (line > 0 && s[line - 1] == '>') --line;
+    if (line == 0 || s[line - 1] == '\n') {
+      out.append(s.substr(copied, line - copied));
       if (quote) {
         out += '>';
-      } else if (g > 0) {
-        line.remove_prefix(1);
+        copied = line;
+      } else {
+        copied = line + 1;  // drop one '>'
       }
     }
-    out.append(line);
-    pos = end;
+    size_t next = at + needle.size();
+    hit = static_cast<const char*>(
+        ::memmem(s.data() + next, s.size() - next, needle.data(), needle.size()));
   }
+  out.append(s.substr(copied));
   return out;
 }
 

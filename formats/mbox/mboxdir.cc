@@ -145,6 +145,7 @@ class MboxDirSource : public MailboxSource {
   }
 
   bool CanRemoveMessages() const override { return true; }
+  void WillRemoveMessages() override { will_remove_ = true; }
 
   // Archive mode: each file rewrites itself without its removed messages.
   Status RemoveMessages(const std::vector<uint64_t>& tokens,
@@ -204,6 +205,7 @@ class MboxDirSource : public MailboxSource {
         return true;
       }
       cur_ = std::move(src).value();
+      if (will_remove_) cur_->WillRemoveMessages();
     }
   }
 
@@ -216,6 +218,7 @@ class MboxDirSource : public MailboxSource {
   std::vector<Folder> folders_;
   size_t folder_ = 0, file_ = 0;
   std::unique_ptr<MailboxSource> cur_;
+  bool will_remove_ = false;
   // Tokens are (index in read_ << 40) | offset in that file: 1 TiB per file.
   static constexpr unsigned kOffsetBits = 40;
   static constexpr uint64_t kOffsetMask = (uint64_t{1} << kOffsetBits) - 1;

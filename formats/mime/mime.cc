@@ -6,6 +6,7 @@
 #include <iconv.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -1066,6 +1067,85 @@ std::string CaseFold(std::string_view utf8) {
     v.remove_prefix(nul + 1);
   }
   return out;
+}
+
+namespace {
+
+// Bytes a quoted-printable line carries as they are, wherever they stand
+// but at the line's end (space, tab) or its start ('F' of "From ", '.').
+constexpr auto kQpLiteral = [] {
+  std::array<bool, 256> t{};
+  for (int c = 33; c <= 126; ++c) t[c] = c != '=';
+  t[' '] = t['\t'] = true;
+  return t;
+}();
+
+}  // namespace
+
+std::string EncodeQuotedPrintable(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  constexpr size_t kMaxCol = 75;  // plus the soft break's '=' makes 76
+  // The worst case: every byte as "=XX" plus a soft break per 25 bytes and a
+  // newline per line, written through a pointer, uninitialized: this runs
+  // over every text body of a PST, and per-byte capacity checks and
+  // zeroing four times the input were a third of a PST -> mbox merge.
+  std::unique_ptr<char[]> buf(new char[in.size() * 4 + 16]);
+  char* o = buf.get();
+  auto encoded = [&](unsigned char c) {
+    *o++ = '=';
+    *o++ = kHex[c >> 4];
+    *o++ = kHex[c & 15];
+  };
+  size_t start = 0;
+  while (start <= in.size()) {
+    size_t nl = in.find('\n', start);
+    bool last = nl == std::string_view::npos;
+    std::string_view line = in.substr(start, last ? std::string_view::npos : nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (last && line.empty()) break;
+    const char* p = line.data();
+    const size_t n = line.size();
+    // The line's trailing space or tab must be encoded: literal runs stop before it.
+    const size_t literal_end = n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t') ? n - 1 : n;
+    size_t k = 0, col = 0;
+    if (n > 0 && (line.starts_with("From ") || p[0] == '.')) {
+      encoded(static_cast<unsigned char>(p[0]));
+      k = 1;
+      col = 3;
+    }
+    while (k < n) {
+      // A run of literal bytes that fits the line, copied at once.
+      size_t limit = std::min(literal_end, k + (kMaxCol - col));
+      size_t run = k;
+      while (run < limit && kQpLiteral[static_cast<unsigned char>(p[run])]) ++run;
+      if (run > k) {
+        std::memcpy(o, p + k, run - k);
+        o += run - k;
+        col += run - k;
+        k = run;
+        continue;
+      }
+      unsigned char c = static_cast<unsigned char>(p[k]);
+      bool literal = kQpLiteral[c] && k < literal_end;
+      size_t need = literal ? 1 : 3;
+      if (col + need > kMaxCol) {
+        *o++ = '=';
+        *o++ = '\n';
+        col = 0;
+      }
+      if (literal) {
+        *o++ = static_cast<char>(c);
+      } else {
+        encoded(c);
+      }
+      col += need;
+      ++k;
+    }
+    *o++ = '\n';
+    if (last) break;
+    start = nl + 1;
+  }
+  return std::string(buf.get(), static_cast<size_t>(o - buf.get()));
 }
 
 std::string DecodeBase64(std::string_view text) {

@@ -49,6 +49,13 @@ std::optional<std::string_view> FindField(std::string_view headers, std::string_
 // decoding stops at '='.
 std::string DecodeBase64(std::string_view text);
 
+// Quoted-printable (RFC 2045 6.7) with LF hard line breaks (CRLF and LF in
+// the input are line breaks), lines of at most 76 characters with soft
+// breaks. A line starting with "From " gets its 'F' encoded, so that mbox
+// quoting never has to touch the part, and a leading '.' too (lone "." lines
+// upset SMTP-minded tools).
+std::string EncodeQuotedPrintable(std::string_view in);
+
 // Removes folding (CRLF/LF followed by white space) and collapses runs of
 // white space to one space; trims both ends.
 std::string Unfold(std::string_view raw);

@@ -508,53 +508,6 @@ std::string Base64(std::string_view in, size_t line_len) {
   return out;
 }
 
-// Quoted-printable with LF hard line breaks (CRLF and LF in the input are
-// line breaks). Lines starting with "From " get their 'F' encoded so mbox
-// quoting never has to touch the part.
-std::string QuotedPrintable(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  // Written through a pointer into room for the worst case (every byte as
-  // "=XX", a soft break every 25 bytes, a newline per line): no per-byte
-  // capacity checks, which made this a seventh of a PST -> PST merge.
-  std::string out(in.size() * 4 + 16, '\0');
-  char* o = out.data();
-  size_t start = 0;
-  while (start <= in.size()) {
-    size_t nl = in.find('\n', start);
-    bool last = nl == std::string_view::npos;
-    std::string_view line = in.substr(start, last ? std::string_view::npos : nl - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (last && line.empty()) break;
-    size_t col = 0;
-    for (size_t k = 0; k < line.size(); ++k) {
-      unsigned char c = static_cast<unsigned char>(line[k]);
-      bool at_end = k + 1 == line.size();
-      bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_end);
-      if (k == 0 && c == 'F' && line.substr(0, 5) == "From ") literal = false;
-      if (k == 0 && c == '.') literal = false;  // lone "." lines upset SMTP-minded tools
-      size_t need = literal ? 1 : 3;
-      if (col + need > 75) {
-        *o++ = '=';
-        *o++ = '\n';
-        col = 0;
-      }
-      if (literal) {
-        *o++ = static_cast<char>(c);
-      } else {
-        *o++ = '=';
-        *o++ = kHex[c >> 4];
-        *o++ = kHex[c & 15];
-      }
-      col += need;
-    }
-    *o++ = '\n';
-    if (last) break;
-    start = nl + 1;
-  }
-  out.resize(static_cast<size_t>(o - out.data()));
-  return out;
-}
-
 bool IsAsciiPrintable(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 32 && c < 127; }) &&
          s.find("=?") == std::string_view::npos;
@@ -856,7 +809,7 @@ Part TextPart(std::string_view type, std::string_view charset, std::string_view 
   Part p;
   p.content_type = std::string(type) + "; charset=\"" + std::string(charset) + "\"";
   p.headers.push_back("Content-Transfer-Encoding: quoted-printable");
-  p.body = QuotedPrintable(content);
+  p.body = mime::EncodeQuotedPrintable(content);
   return p;
 }
 
@@ -886,7 +839,7 @@ Part AttachmentPart(const MapiAttachment& a, bool inline_part) {
     if (path.empty()) path = a.props.StringOr(0x3708);
     p.content_type = "text/plain; charset=\"utf-8\"";
     p.headers.push_back("Content-Transfer-Encoding: quoted-printable");
-    p.body = QuotedPrintable("Attachment by reference: " + path + "\n");
+    p.body = mime::EncodeQuotedPrintable("Attachment by reference: " + path + "\n");
   } else {
     std::string type = Lower(OneLine(a.props.StringOr(kPidAttachMimeTag)));
     if (type.empty() || type.find('/') == std::string::npos ||
@@ -942,7 +895,7 @@ Part BodyTree(const MapiMessage& m) {
           Part p;
           p.content_type = "text/rtf";
           p.headers.push_back("Content-Transfer-Encoding: quoted-printable");
-          p.body = QuotedPrintable(d.body);
+          p.body = mime::EncodeQuotedPrintable(d.body);
           rtf_part = std::move(p);
         }
       }
