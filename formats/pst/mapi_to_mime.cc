@@ -768,38 +768,45 @@ struct Part {
   std::vector<Part> children;
 };
 
-std::string RenderPart(const Part& p, std::string* header_out);
+// Rendering consumes the tree: leaf bodies are moved, and each byte is
+// copied once into its parent's body, not three or four times.
+std::string RenderPart(Part& p, std::string* header_out);
 
 // Renders a multipart's body and returns it; its Content-Type goes to `ct`.
-std::string RenderMultipart(const Part& p, std::string* ct) {
+std::string RenderMultipart(Part& p, std::string* ct) {
   std::vector<std::string> rendered;
   uint64_t h = Fnv1a(p.subtype);
-  for (const Part& c : p.children) {
-    std::string head;
-    std::string body = RenderPart(c, &head);
-    rendered.push_back(head + "\n" + body);
-    h = Fnv1a(rendered.back(), h);
+  size_t bytes = 0;
+  for (Part& c : p.children) {
+    std::string r;
+    std::string body = RenderPart(c, &r);
+    r += '\n';
+    r += body;
+    h = Fnv1a(r, h);
+    bytes += r.size();
+    rendered.push_back(std::move(r));
   }
   // Encoded leaves (QP, base64) cannot contain "=_"; nested multiparts hash
   // differently because they are part of what is hashed here.
   std::string boundary = "=_mbx_" + Hex64(h);
   std::string out;
+  out.reserve(bytes + (rendered.size() + 1) * (boundary.size() + 6));
   for (const std::string& r : rendered) {
-    out += "--" + boundary + "\n" + r;
+    out.append("--").append(boundary).append("\n").append(r);
     if (!r.empty() && r.back() != '\n') out.push_back('\n');
   }
-  out += "--" + boundary + "--\n";
+  out.append("--").append(boundary).append("--\n");
   *ct = "multipart/" + p.subtype + ";\n boundary=\"" + boundary + "\"";
   return out;
 }
 
-std::string RenderPart(const Part& p, std::string* header_out) {
+std::string RenderPart(Part& p, std::string* header_out) {
   std::string body;
   std::string ct = p.content_type;
   if (!p.subtype.empty())
     body = RenderMultipart(p, &ct);
   else
-    body = p.body;
+    body = std::move(p.body);
   header_out->append("Content-Type: " + ct + "\n");
   for (const std::string& h : p.headers) header_out->append(h + "\n");
   return body;
@@ -1082,6 +1089,7 @@ std::string RenderMime(const MapiMessage& m, bool top_level) {
   out += "MIME-Version: 1.0\n";
   Part tree = BodyTree(m);
   std::string body = RenderPart(tree, &out);
+  out.reserve(out.size() + 1 + body.size());
   out += "\n";
   out += body;
   return out;
