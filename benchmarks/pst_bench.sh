@@ -317,7 +317,7 @@ Machine: $(nproc) CPUs, shared with other work: load averages $LOAD_START before
 - Messages out: \`^From \` lines across the mbox files (mbxmerge, readpst); readpst writes
   calendar items to iCalendar files, not mbox, so its VEVENTs are added; pffexport: item
   directories (\`Message00001\`, \`Appointment00001\`, \`Meeting00001\`, ...) outside attachments.
-  The counts were identical in every round$( ((${#VARIED[@]} == 0)) || printf ', except: %s' "$(for t in "${!VARIED[@]}"; do printf '%s (first round %s; %s) ' "$t" "${COUNT[$t]}" "${VARIED[$t]}"; done)").$( ((${#FAILED[@]} == 0)) || printf ' Peer runs that failed, left out of the medians: %s' "$(for t in "${!FAILED[@]}"; do printf "%s (%s) " "$t" "${FAILED[$t]%; }"; done)")
+  The counts were identical in every round$( ((${#VARIED[@]} == 0)) || printf ', except: %s' "$(for t in "${!VARIED[@]}"; do printf '%s (first round %s; %s) ' "$t" "${COUNT[$t]}" "${VARIED[$t]%; }"; done)").$( ((${#FAILED[@]} == 0)) || printf ' Peer runs that failed, left out of the medians: %s' "$(for t in "${!FAILED[@]}"; do printf "%s (%s) " "$t" "${FAILED[$t]%; }"; done)")
 
 $TABLE
 

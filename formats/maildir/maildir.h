@@ -37,7 +37,9 @@ bool IsMaildir(const std::string& dir);
 
 Result<std::unique_ptr<MailboxSource>> OpenSource(const std::string& dir);
 // Creates the Maildir (and subfolders on demand) when missing. Writes go
-// tmp/ -> fsync -> rename into new/ (or cur/ when the message has flags).
+// tmp/ -> fsync -> rename into new/ (or cur/ when the message has flags);
+// with --jobs > 1 the worker threads write into the root's tmp/ (Convert())
+// and the rename moves the file into its folder.
 // The sink holds DirLock on `dir` until Close().
 Result<std::unique_ptr<MailboxSink>> OpenSink(const std::string& dir, const SinkOptions& opts);
 
