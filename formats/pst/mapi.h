@@ -97,16 +97,23 @@ struct PropValue {
 
 // The properties of one MAPI object, by property id (named properties, ids
 // 0x8000 and up, are kept under the id libpff reports).
+//
+// A vector sorted by id, not a map: a message's bags hold a few dozen
+// properties each, read in id order, and a node per property made allocating
+// and freeing them a fifth of a PST -> mbox conversion. Set() may move the
+// values: pointers from Find() and views from Bytes() last until the next Set().
 class PropertyBag {
  public:
-  void Set(uint16_t id, PropValue v) { props_[id] = std::move(v); }
+  using Entry = std::pair<uint16_t, PropValue>;
+
+  void Set(uint16_t id, PropValue v) { Slot(id) = std::move(v); }
   void SetString(uint16_t id, std::string utf8) {
-    props_[id] = PropValue{kPtUnicode, std::move(utf8), {}};
+    Slot(id) = PropValue{kPtUnicode, std::move(utf8), {}};
   }
   void SetInt32(uint16_t id, int32_t v);
   void SetFileTime(uint16_t id, uint64_t filetime);
   void SetBinary(uint16_t id, std::string bytes) {
-    props_[id] = PropValue{kPtBinary, std::move(bytes), {}};
+    Slot(id) = PropValue{kPtBinary, std::move(bytes), {}};
   }
 
   const PropValue* Find(uint16_t id) const;
@@ -122,10 +129,14 @@ class PropertyBag {
   // The bytes of any property (binary, string, or raw integer bytes).
   std::optional<std::string_view> Bytes(uint16_t id) const;
 
-  const std::map<uint16_t, PropValue>& all() const { return props_; }
+  // Every property, in id order.
+  const std::vector<Entry>& all() const { return props_; }
 
  private:
-  std::map<uint16_t, PropValue> props_;
+  // The value of `id`, inserted empty in its place when absent.
+  PropValue& Slot(uint16_t id);
+
+  std::vector<Entry> props_;
 };
 
 struct MapiMessage;

@@ -18,21 +18,32 @@ namespace mbx::pst {
 // ---------------------------------------------------------------------------
 // PropertyBag
 
+PropValue& PropertyBag::Slot(uint16_t id) {
+  // Bags are mostly filled in id order: then this appends.
+  if (props_.empty() || props_.back().first < id)
+    return props_.emplace_back(id, PropValue{}).second;
+  auto it = std::lower_bound(props_.begin(), props_.end(), id,
+                             [](const Entry& e, uint16_t key) { return e.first < key; });
+  if (it == props_.end() || it->first != id) it = props_.emplace(it, id, PropValue{});
+  return it->second;
+}
+
 void PropertyBag::SetInt32(uint16_t id, int32_t v) {
   std::string b(4, '\0');
   std::memcpy(b.data(), &v, 4);  // little-endian host (x86-64/arm64)
-  props_[id] = PropValue{kPtInt32, std::move(b), {}};
+  Slot(id) = PropValue{kPtInt32, std::move(b), {}};
 }
 
 void PropertyBag::SetFileTime(uint16_t id, uint64_t filetime) {
   std::string b(8, '\0');
   std::memcpy(b.data(), &filetime, 8);
-  props_[id] = PropValue{kPtSysTime, std::move(b), {}};
+  Slot(id) = PropValue{kPtSysTime, std::move(b), {}};
 }
 
 const PropValue* PropertyBag::Find(uint16_t id) const {
-  auto it = props_.find(id);
-  return it == props_.end() ? nullptr : &it->second;
+  auto it = std::lower_bound(props_.begin(), props_.end(), id,
+                             [](const Entry& e, uint16_t key) { return e.first < key; });
+  return it == props_.end() || it->first != id ? nullptr : &it->second;
 }
 
 std::optional<std::string> PropertyBag::String(uint16_t id) const {
