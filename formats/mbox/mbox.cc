@@ -671,10 +671,10 @@ class MboxSink : public FileSink {
       return s;
     }
     MBX_CRASH_POINT("mbox.append.after-spill");
-    // Start writing it to the disk now, so that Prepare()'s fsync waits for
-    // the last spill only, not the whole batch.
-    ::sync_file_range(fd_.get(), static_cast<off64_t>(good_len_ + BatchBytes() - staged_.size()),
-                      static_cast<off64_t>(staged_.size()), SYNC_FILE_RANGE_WRITE);
+    // Start writing the batch so far to the disk now (from its start to the
+    // end of the file), so that Prepare()'s fsync waits for the last spill
+    // only, not the whole batch.
+    ::sync_file_range(fd_.get(), static_cast<off64_t>(good_len_), 0, SYNC_FILE_RANGE_WRITE);
     spilled_ = BatchBytes();
     std::string().swap(staged_);
     return Status::Ok();

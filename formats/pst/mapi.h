@@ -6,11 +6,11 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "formats/pst/ltp/types.h"
@@ -135,6 +135,8 @@ class PropertyBag {
  private:
   // The value of `id`, inserted empty in its place when absent.
   PropValue& Slot(uint16_t id);
+  // The order of props_, for binary search by id.
+  static bool IdBefore(const Entry& e, uint16_t id);
 
   std::vector<Entry> props_;
 };

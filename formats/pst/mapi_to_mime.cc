@@ -18,12 +18,13 @@ namespace mbx::pst {
 // ---------------------------------------------------------------------------
 // PropertyBag
 
+bool PropertyBag::IdBefore(const Entry& e, uint16_t id) { return e.first < id; }
+
 PropValue& PropertyBag::Slot(uint16_t id) {
   // Bags are mostly filled in id order: then this appends.
   if (props_.empty() || props_.back().first < id)
     return props_.emplace_back(id, PropValue{}).second;
-  auto it = std::lower_bound(props_.begin(), props_.end(), id,
-                             [](const Entry& e, uint16_t key) { return e.first < key; });
+  auto it = std::lower_bound(props_.begin(), props_.end(), id, IdBefore);
   if (it == props_.end() || it->first != id) it = props_.emplace(it, id, PropValue{});
   return it->second;
 }
@@ -41,8 +42,7 @@ void PropertyBag::SetFileTime(uint16_t id, uint64_t filetime) {
 }
 
 const PropValue* PropertyBag::Find(uint16_t id) const {
-  auto it = std::lower_bound(props_.begin(), props_.end(), id,
-                             [](const Entry& e, uint16_t key) { return e.first < key; });
+  auto it = std::lower_bound(props_.begin(), props_.end(), id, IdBefore);
   return it == props_.end() || it->first != id ? nullptr : &it->second;
 }
 
