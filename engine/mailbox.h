@@ -105,6 +105,12 @@ class MailboxSink {
   // folder is merged into it.
   virtual bool SingleFolder() const { return false; }
 
+  // --jobs: the sink may write what Stage() was given on a thread of its
+  // own, behind the caller, as long as Flush() still makes everything staged
+  // durable and reports any failure. Call before the first Stage(). Default:
+  // ignored.
+  virtual void SetWriteThreads(int threads) { (void)threads; }
+
   // Calls `fn` for each message already in the mailbox (for dedupe).
   virtual Status ScanExisting(const std::function<Status(const ExistingMessage&)>& fn) = 0;
 

@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/recovery/store.h"
@@ -630,13 +631,14 @@ TEST(FaultPointsTest, OnlyTheNamedPointAndOccurrenceKill) {
 // (whole messages, none twice), the source intact; with room the same
 // command finishes the job.
 //
-// Twice: with small batches, and with batches past the 4 MiB at which the
-// mbox sink writes a growing batch out before its fsync (so the disk fills
-// in the middle of a batch, in a write of MboxSink::Spill()).
-class FullDiskTest : public ::testing::TestWithParam<bool> {};
+// With small batches, and with batches past the 4 MiB at which the mbox sink
+// writes a growing batch out before its fsync (so the disk fills in the
+// middle of a batch, in a write of MboxSink::Spill(): with --jobs 2 on the
+// sink's writer thread, behind the committer).
+class FullDiskTest : public ::testing::TestWithParam<std::tuple<bool, int>> {};
 
 TEST_P(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
-  const bool big_batches = GetParam();
+  const auto [big_batches, jobs] = GetParam();
   TempDir tmp;
   std::vector<std::string> gen{"mailbox", "--format", "mbox",       "--out",      tmp / "src.mbox",
                                "--seed",  "8",        "--manifest", tmp / "m.tsv"};
@@ -649,8 +651,15 @@ TEST_P(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
   auto source = Files(tmp / "src.mbox");
   const std::string target = tmp / "out.mbox";
   // Not --quiet: the summary's FATAL line is the error under test.
-  std::vector<std::string> cmd{"merge", "--from",  tmp / "src.mbox",        "--into",
-                               target,  "--batch", big_batches ? "30" : "5"};
+  std::vector<std::string> cmd{"merge",
+                               "--from",
+                               tmp / "src.mbox",
+                               "--into",
+                               target,
+                               "--batch",
+                               big_batches ? "30" : "5",
+                               "--jobs",
+                               std::to_string(jobs)};
   SpawnOptions full;
   full.max_file_size = stdfs::file_size(tmp / "src.mbox") / 2;
   Child c = Spawn(cmd, full);
@@ -681,18 +690,25 @@ TEST_P(FullDiskTest, OneClearErrorValidTargetIntactSourceAndRerunFinishes) {
   EXPECT_TRUE(Files(tmp / "src.mbox") == source);
 }
 
-INSTANTIATE_TEST_SUITE_P(Batches, FullDiskTest, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "PastSpill" : "Small"; });
+INSTANTIATE_TEST_SUITE_P(Batches, FullDiskTest,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(1, 2)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "PastSpill" : "Small") +
+                                  "Jobs" + std::to_string(std::get<1>(info.param));
+                         });
 
 // A batch past 4 MiB is partly in the mbox before its fsync: killed there,
 // the next run cuts it off (the undo record was written first) and writes
-// every message exactly once.
-TEST(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
+// every message exactly once. --jobs 2: killed on the sink's writer thread.
+class MboxSpillTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
   TempDir tmp;
   Gen({"mailbox", "--format", "mbox", "--out", tmp / "src.mbox", "--messages", "60", "--seed", "9",
        "--avg-size", "200000", "--manifest", tmp / "m.tsv"});  // ~12 MB: one batch, spilled twice
   const std::string target = tmp / "out.mbox";
-  std::vector<std::string> cmd{"merge", "--from", tmp / "src.mbox", "--into", target, "--quiet"};
+  std::vector<std::string> cmd{"merge", "--from",  tmp / "src.mbox", "--into",
+                               target,  "--quiet", "--jobs",         std::to_string(GetParam())};
   SpawnOptions crash;
   crash.env = {"MBXMERGE_CRASH_AT=mbox.append.after-spill:2"};
   Child killed = Spawn(cmd, crash);
@@ -709,6 +725,8 @@ TEST(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
   EXPECT_EQ(ids.size(), want.size());
   EXPECT_FALSE(stdfs::exists(target + ".mbxmerge-undo"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Jobs, MboxSpillTest, ::testing::Values(1, 2));
 
 void ChmodTree(const std::string& dir, stdfs::perms dirs) {
   stdfs::permissions(dir, dirs);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -408,6 +409,26 @@ TEST(MboxSink, RollbackTruncatesToLastGoodFlush) {
   EXPECT_TRUE(ReadFileOrDie(tmp / "r.mbox").starts_with(good));
 }
 
+// While alive, writes past `bytes` fail (EFBIG) instead of raising SIGXFSZ.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(size_t bytes) {
+    EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &old_), 0);
+    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = old_;
+    lim.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+  }
+  ~FileSizeLimit() {
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &old_), 0);
+    ::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  struct rlimit old_;
+  sighandler_t old_handler_;
+};
+
 // A write that fails half-way (file size limit) leaves the file as after the last good Flush().
 TEST(MboxSink, FailedFlushTruncatesBack) {
   TempDir tmp;
@@ -417,16 +438,12 @@ TEST(MboxSink, FailedFlushTruncatesBack) {
   ASSERT_TRUE(sink->Flush().ok());
   std::string good = ReadFileOrDie(tmp / "f.mbox");
 
-  struct rlimit old;
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit lim = old;
-  lim.rlim_cur = good.size() + 100;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
-  ASSERT_TRUE(sink->Stage(Mime("S: big\n\n" + std::string(10000, 'x') + "\n"), "").ok());
-  Status s = sink->Flush();
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
-  ::signal(SIGXFSZ, old_handler);
+  Status s;
+  {
+    FileSizeLimit limit(good.size() + 100);
+    ASSERT_TRUE(sink->Stage(Mime("S: big\n\n" + std::string(10000, 'x') + "\n"), "").ok());
+    s = sink->Flush();
+  }
 
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("f.mbox"), std::string::npos) << s.ToString();
@@ -438,6 +455,50 @@ TEST(MboxSink, FailedFlushTruncatesBack) {
   ASSERT_EQ(msgs.size(), 2u);
   EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
 }
+
+// A spill (a batch past 4 MiB written before its fsync) that fails loses
+// the batch and says so, also when it ran on the sink's writer thread
+// (SetWriteThreads, --jobs 2), where the failure is seen only by a later
+// Stage(): that one, or the Flush(), fails, and the file is cut back.
+class MboxSpillFailure : public ::testing::TestWithParam<int> {};
+
+TEST_P(MboxSpillFailure, LosesTheBatchAndSaysSo) {
+  TempDir tmp;
+  auto sink = SinkOrDie(tmp / "s.mbox");
+  ASSERT_TRUE(sink);
+  sink->SetWriteThreads(GetParam());
+  ASSERT_TRUE(sink->Stage(Mime("S: 1\n\n"), "").ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  std::string good = ReadFileOrDie(tmp / "s.mbox");
+
+  const std::string big(5 << 20, 'x');
+  ASSERT_TRUE(sink->Stage(Mime("S: a\n\n" + big + "\n"), "").ok());
+  std::vector<Status> staged;
+  {
+    FileSizeLimit limit(good.size() + 100);
+    // Each of these starts a spill of what is staged before it; the last
+    // waits for the one before.
+    staged.push_back(sink->Stage(Mime("S: b\n\n"), ""));
+    staged.push_back(sink->Stage(Mime("S: c\n\n" + big + "\n"), ""));
+    staged.push_back(sink->Stage(Mime("S: d\n\n"), ""));
+  }
+  Status flushed = sink->Flush();
+
+  auto failed = std::find_if(staged.begin(), staged.end(), [](const Status& s) { return !s.ok(); });
+  ASSERT_NE(failed, staged.end()) << "no Stage() reported the failed spill";
+  EXPECT_NE(failed->message().find("s.mbox"), std::string::npos) << failed->ToString();
+  EXPECT_FALSE(flushed.ok()) << "the batch that lost its spill was flushed";
+  sink->Rollback();
+  EXPECT_EQ(ReadFileOrDie(tmp / "s.mbox"), good);
+  // The sink goes on: the next batch lands after the good data.
+  ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());
+  ASSERT_TRUE(sink->Close().ok());
+  auto msgs = ReadAll(tmp / "s.mbox");
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(WriteThreads, MboxSpillFailure, ::testing::Values(1, 2));
 
 TEST(MboxSink, SecondSinkOnSameFileIsBusy) {
   TempDir tmp;

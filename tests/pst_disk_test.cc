@@ -131,9 +131,10 @@ TEST(PstDiskTest, Utf16RoundTrips) {
             "A");
 }
 
-// The conversions take ASCII eight bytes at a time: random mixes of ASCII
-// runs and multi-byte characters at every alignment agree with glibc's iconv,
-// and an invalid byte anywhere in an ASCII run becomes one U+FFFD in place.
+// The conversions take ASCII eight bytes (UTF-16 -> UTF-8: 32 bytes) at a
+// time: random mixes of ASCII runs and multi-byte characters at every
+// alignment agree with glibc's iconv, and an invalid byte anywhere in an
+// ASCII run becomes one U+FFFD in place.
 TEST(PstDiskTest, Utf16AgreesWithIconvAtEveryAlignment) {
   auto iconv_utf16 = [](const std::string& utf8) {
     iconv_t cd = iconv_open("UTF-16LE", "UTF-8");
@@ -158,7 +159,7 @@ TEST(PstDiskTest, Utf16AgreesWithIconvAtEveryAlignment) {
     ASSERT_EQ(utf16, iconv_utf16(s)) << s;
     ASSERT_EQ(Utf16leToUtf8(utf16), s) << s;
   }
-  const std::string ascii = "abcdefghijklmnopqrstuvwxyz";
+  const std::string ascii = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";  // 2 x 16 + 12
   for (size_t at = 0; at < ascii.size(); ++at) {
     std::string bad = ascii;
     bad[at] = '\xFF';
@@ -168,6 +169,18 @@ TEST(PstDiskTest, Utf16AgreesWithIconvAtEveryAlignment) {
     lone[2 * at] = '\x00';
     lone[2 * at + 1] = '\xDC';  // a lone low surrogate
     EXPECT_EQ(Utf16leToUtf8(lone), good) << at;
+  }
+}
+
+// A converted string holds its bytes, not room for the worst case (3 bytes
+// a code unit): property bags keep them while a message is in flight.
+TEST(PstDiskTest, Utf16ToUtf8KeepsNoSpareCapacity) {
+  std::vector<std::string> texts(2, std::string(100000, 'a'));
+  texts[1].append("\xC3\xBC");
+  for (const std::string& text : texts) {
+    std::string out = Utf16leToUtf8(Utf8ToUtf16le(text));
+    EXPECT_EQ(out, text);
+    EXPECT_LT(out.capacity(), out.size() + 64);
   }
 }
 

@@ -2,6 +2,10 @@
 
 #include <zlib.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -278,40 +282,70 @@ std::string Utf8ToUtf16le(std::string_view s) {
   return out;
 }
 
-std::string Utf16leToUtf8(std::string_view s) {
-  const size_t n = s.size() / 2;
-  std::string out(n * 3, '\0');  // no code unit gives more than 3 bytes
-  auto* o = reinterpret_cast<uint8_t*>(out.data());
-  auto put = [&o](uint32_t cp) {
+namespace {
+
+// UTF-16LE code units p[0, n) as UTF-8 (unpaired surrogates as U+FFFD):
+// written to `o` when kWrite, else only counted. Returns the UTF-8 length.
+// One walk for both, so that the count cannot disagree with the writing.
+template <bool kWrite>
+size_t TranscodeUtf16le(const uint8_t* p, size_t n, uint8_t* o) {
+  size_t len = 0;
+  auto put = [&](uint32_t cp) {
     if (cp < 0x80) {
-      *o++ = static_cast<uint8_t>(cp);
+      if constexpr (kWrite) o[len] = static_cast<uint8_t>(cp);
+      len += 1;
     } else if (cp < 0x800) {
-      *o++ = static_cast<uint8_t>(0xC0 | (cp >> 6));
-      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      if constexpr (kWrite) {
+        o[len] = static_cast<uint8_t>(0xC0 | (cp >> 6));
+        o[len + 1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      }
+      len += 2;
     } else if (cp < 0x10000) {
-      *o++ = static_cast<uint8_t>(0xE0 | (cp >> 12));
-      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      if constexpr (kWrite) {
+        o[len] = static_cast<uint8_t>(0xE0 | (cp >> 12));
+        o[len + 1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+        o[len + 2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      }
+      len += 3;
     } else {
-      *o++ = static_cast<uint8_t>(0xF0 | (cp >> 18));
-      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
-      *o++ = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-      *o++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      if constexpr (kWrite) {
+        o[len] = static_cast<uint8_t>(0xF0 | (cp >> 18));
+        o[len + 1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
+        o[len + 2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+        o[len + 3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+      }
+      len += 4;
     }
   };
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   size_t i = 0;
   while (i < n) {
+#if defined(__SSE2__)
+    // 16 ASCII code units at a time (most of a Western mailbox's text).
+    const __m128i high = _mm_set1_epi16(static_cast<short>(0xFF80));
+    while (i + 16 <= n) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i + 16));
+      __m128i ascii = _mm_cmpeq_epi16(_mm_and_si128(_mm_or_si128(a, b), high), _mm_setzero_si128());
+      if (_mm_movemask_epi8(ascii) != 0xFFFF) break;
+      if constexpr (kWrite)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + len), _mm_packus_epi16(a, b));
+      len += 16;
+      i += 16;
+    }
+#endif
     if (i + 4 <= n) {
       uint64_t word;
       std::memcpy(&word, p + 2 * i, 8);
       if ((word & 0xFF80FF80FF80FF80ULL) == 0) {
-        for (size_t k = 0; k < 4; ++k) o[k] = p[2 * (i + k)];
-        o += 4;
+        if constexpr (kWrite) {
+          for (size_t k = 0; k < 4; ++k) o[len + k] = p[2 * (i + k)];
+        }
+        len += 4;
         i += 4;
         continue;
       }
     }
+    if (i >= n) break;
     uint32_t u = Get16(p + 2 * i);
     if (u >= 0xD800 && u <= 0xDBFF && i + 1 < n) {
       const uint32_t lo = Get16(p + 2 * (i + 1));
@@ -324,7 +358,19 @@ std::string Utf16leToUtf8(std::string_view s) {
     put((u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
     ++i;
   }
-  out.resize(static_cast<size_t>(o - reinterpret_cast<uint8_t*>(out.data())));
+  return len;
+}
+
+}  // namespace
+
+// Counted first, then written into a string of exactly that size: a string
+// sized for the worst case (3 bytes a unit) kept that capacity in every
+// property bag, and zeroing it was a tenth of reading a PST.
+std::string Utf16leToUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size() / 2;
+  std::string out(TranscodeUtf16le<false>(p, n, nullptr), '\0');
+  TranscodeUtf16le<true>(p, n, reinterpret_cast<uint8_t*>(out.data()));
   return out;
 }
 
