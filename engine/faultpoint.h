@@ -36,7 +36,7 @@
 //     maildir.replace.before-journal-remove *  all replaced files removed (EML too)
 //   formats/mbox/mbox.cc, MboxSink::Prepare/Commit and MboxSource::RemoveMessages:
 //     mbox.append.after-undo-record *    undo record durable, nothing appended
-//     mbox.append.after-spill *          a batch past 4 MiB: its first part appended, more staged
+//     mbox.append.after-spill *          a batch past 1 MiB: its first part appended, more staged
 //     mbox.append.mid-write *            half the batch appended (a torn append)
 //     mbox.append.after-write *          batch appended, not synced
 //     mbox.append.after-fsync *          batch synced, undo record still there

@@ -631,7 +631,7 @@ TEST(FaultPointsTest, OnlyTheNamedPointAndOccurrenceKill) {
 // (whole messages, none twice), the source intact; with room the same
 // command finishes the job.
 //
-// With small batches, and with batches past the 4 MiB at which the mbox sink
+// With small batches, and with batches past the 1 MiB at which the mbox sink
 // writes a growing batch out before its fsync (so the disk fills in the
 // middle of a batch, in a write of MboxSink::Spill(): with --jobs 2 on the
 // sink's writer thread, behind the committer).
@@ -697,7 +697,7 @@ INSTANTIATE_TEST_SUITE_P(Batches, FullDiskTest,
                                   "Jobs" + std::to_string(std::get<1>(info.param));
                          });
 
-// A batch past 4 MiB is partly in the mbox before its fsync: killed there,
+// A batch past 1 MiB is partly in the mbox before its fsync: killed there,
 // the next run cuts it off (the undo record was written first) and writes
 // every message exactly once. --jobs 2: killed on the sink's writer thread.
 class MboxSpillTest : public ::testing::TestWithParam<int> {};
@@ -705,7 +705,8 @@ class MboxSpillTest : public ::testing::TestWithParam<int> {};
 TEST_P(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
   TempDir tmp;
   Gen({"mailbox", "--format", "mbox", "--out", tmp / "src.mbox", "--messages", "60", "--seed", "9",
-       "--avg-size", "200000", "--manifest", tmp / "m.tsv"});  // ~12 MB: one batch, spilled twice
+       "--avg-size", "200000", "--manifest",
+       tmp / "m.tsv"});  // ~12 MB: one batch, spilled many times
   const std::string target = tmp / "out.mbox";
   std::vector<std::string> cmd{"merge", "--from",  tmp / "src.mbox", "--into",
                                target,  "--quiet", "--jobs",         std::to_string(GetParam())};
@@ -714,7 +715,7 @@ TEST_P(MboxSpillTest, KilledAfterAPartOfABatchIsWrittenTheRerunIsExact) {
   Child killed = Spawn(cmd, crash);
   ASSERT_TRUE(killed.Killed()) << "status " << killed.status << ": " << killed.out;
   // Two parts of the batch are in the file, not durable, the undo record there.
-  EXPECT_GE(stdfs::file_size(target), 8u << 20);
+  EXPECT_GE(stdfs::file_size(target), 2u << 20);
   EXPECT_TRUE(stdfs::exists(target + ".mbxmerge-undo"));
 
   Child again = Spawn(cmd);

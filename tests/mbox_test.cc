@@ -456,7 +456,7 @@ TEST(MboxSink, FailedFlushTruncatesBack) {
   EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
 }
 
-// A spill (a batch past 4 MiB written before its fsync) that fails loses
+// A spill (a batch past 1 MiB written before its fsync) that fails loses
 // the batch and says so, also when it ran on the sink's writer thread
 // (SetWriteThreads, --jobs 2), where the failure is seen only by a later
 // Stage(): that one, or the Flush(), fails, and the file is cut back.
