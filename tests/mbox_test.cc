@@ -429,6 +429,16 @@ class FileSizeLimit {
   sighandler_t old_handler_;
 };
 
+// After a failed batch, the sink goes on: the next batch lands after the
+// good data (one message there before, "S: 2" after it).
+void ExpectTheSinkGoesOn(MailboxSink* sink, const std::string& path) {
+  ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());
+  ASSERT_TRUE(sink->Close().ok());
+  auto msgs = ReadAll(path);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
+}
+
 // A write that fails half-way (file size limit) leaves the file as after the last good Flush().
 TEST(MboxSink, FailedFlushTruncatesBack) {
   TempDir tmp;
@@ -448,12 +458,7 @@ TEST(MboxSink, FailedFlushTruncatesBack) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("f.mbox"), std::string::npos) << s.ToString();
   EXPECT_EQ(ReadFileOrDie(tmp / "f.mbox"), good);
-  // The sink goes on: the next batch lands after the good data.
-  ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());
-  ASSERT_TRUE(sink->Close().ok());
-  auto msgs = ReadAll(tmp / "f.mbox");
-  ASSERT_EQ(msgs.size(), 2u);
-  EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
+  ExpectTheSinkGoesOn(sink.get(), tmp / "f.mbox");
 }
 
 // A spill (a batch past 1 MiB written before its fsync) that fails loses
@@ -490,12 +495,7 @@ TEST_P(MboxSpillFailure, LosesTheBatchAndSaysSo) {
   EXPECT_FALSE(flushed.ok()) << "the batch that lost its spill was flushed";
   sink->Rollback();
   EXPECT_EQ(ReadFileOrDie(tmp / "s.mbox"), good);
-  // The sink goes on: the next batch lands after the good data.
-  ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());
-  ASSERT_TRUE(sink->Close().ok());
-  auto msgs = ReadAll(tmp / "s.mbox");
-  ASSERT_EQ(msgs.size(), 2u);
-  EXPECT_EQ(msgs[1].mime, "S: 2\n\n");
+  ExpectTheSinkGoesOn(sink.get(), tmp / "s.mbox");
 }
 
 INSTANTIATE_TEST_SUITE_P(WriteThreads, MboxSpillFailure, ::testing::Values(1, 2));
