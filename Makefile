@@ -8,7 +8,7 @@ DEPS := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libboost-iostreams-dev libzstd-dev zlib1g-dev libssl-dev \
   libgmime-3.0-dev libcli11-dev nlohmann-json3-dev libspdlog-dev \
-  libpff-dev libbfio-dev \
+  libpff-dev libbfio-dev libxxhash-dev \
   pff-tools pst-utils procmail mblaze dovecot-core \
   python3-icalendar python3-vobject python3-yaml
 

@@ -571,9 +571,10 @@ TEST(QuotedPrintable, EncodesTheRulesThatMatter) {
 TEST(QuotedPrintable, AgreesWithTheDefinition) {
   // Random texts over the bytes that matter, with lines long enough to need
   // soft breaks around encoded bytes.
-  const std::string_view pieces[] = {
-      "x",  "From ", ".",  " ",        "\t",   "=",
-      "\n", "\r\n",  "\r", "\xc3\xa9", "\x01", "abcdefghijklmnopqrstuvwxyz0123456789"};
+  const std::string_view pieces[] = {"x", "From ", ".", " ", "\t", "=", "\n", "\r\n", "\r",
+                                     "\xc3\xa9", "\x01", "abcdefghijklmnopqrstuvwxyz0123456789",
+                                     // The edges of the literal range, for the 16-byte scan.
+                                     "~", "\x7f", "\x1f", "!", "\xff", "\x80"};
   std::mt19937 rng(2045);
   for (int i = 0; i < 20000; ++i) {
     std::string text;

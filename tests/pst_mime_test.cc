@@ -213,6 +213,51 @@ TEST(RenderMimeTest, DeterministicAndContentDerivedBoundaries) {
   EXPECT_NE(ba, bb);
 }
 
+// Base64 by its definition (RFC 2045 6.8): 24 bits at a time, '=' padding,
+// lines of 76 characters, each ended by a line break.
+std::string Base64ByDefinition(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string chars;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    unsigned char b[3] = {0, 0, 0};
+    size_t n = std::min<size_t>(3, in.size() - i);
+    for (size_t k = 0; k < n; ++k) b[k] = static_cast<unsigned char>(in[i + k]);
+    chars += kAlphabet[b[0] >> 2];
+    chars += kAlphabet[((b[0] & 3) << 4) | (b[1] >> 4)];
+    chars += n > 1 ? kAlphabet[((b[1] & 15) << 2) | (b[2] >> 6)] : '=';
+    chars += n > 2 ? kAlphabet[b[2] & 63] : '=';
+  }
+  std::string out;
+  for (size_t i = 0; i < chars.size(); i += 76) out += chars.substr(i, 76) + "\n";
+  return out;
+}
+
+TEST(RenderMimeTest, AttachmentsAreBase64ByTheDefinition) {
+  // Every remainder of 3 and the sizes around a full 57-byte line.
+  for (size_t size : {0, 1, 2, 3, 4, 5, 56, 57, 58, 113, 114, 115, 1000, 4097}) {
+    MapiMessage m;
+    m.props.SetString(kPidSubject, "sizes");
+    m.props.SetString(kPidBody, "see the attachment");
+    MapiAttachment a;
+    a.props.SetString(kPidAttachLongFilename, "data.bin");
+    a.props.SetInt32(kPidAttachMethod, 1);
+    for (size_t i = 0; i < size; ++i) a.data.push_back(static_cast<char>((i * 131 + size) & 0xff));
+    std::string data = a.data;
+    m.attachments.push_back(std::move(a));
+    std::string out = RenderMime(m);
+    size_t part = out.find("Content-Transfer-Encoding: base64\n");
+    ASSERT_NE(part, std::string::npos) << size;
+    size_t body = out.find("\n\n", part);
+    ASSERT_NE(body, std::string::npos) << size;
+    body += 2;
+    size_t end = out.find("--=_mbx_", body);
+    ASSERT_NE(end, std::string::npos) << size;
+    EXPECT_EQ(out.substr(body, end - body), Base64ByDefinition(data)) << size;
+    EXPECT_EQ(mime::DecodeBase64(out.substr(body, end - body)), data) << size;
+  }
+}
+
 TEST(RenderMimeTest, KeepsTransportHeadersAndRebuildsBody) {
   MapiMessage m;
   m.props.SetString(kPidTransportHeaders,

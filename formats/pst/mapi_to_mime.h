@@ -24,8 +24,8 @@ namespace mbx::pst {
 std::string RenderMime(const MapiMessage& msg, bool top_level = true);
 
 // FNV-1a over `s`, continuing from `h`, and its 16 lower-case hex digits: the
-// stable, content-derived names of rendered parts (MIME boundaries, the UID
-// of an appointment without a GlobalObjectId).
+// stable, content-derived UID of an appointment without a GlobalObjectId.
+// (MIME boundaries hash the parts with XXH3: they hash every rendered byte.)
 uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL);
 std::string Hex64(uint64_t v);
 
