@@ -1083,10 +1083,11 @@ constexpr auto kQpLiteral = [] {
   return t;
 }();
 
-// How many bytes from `p` (at most `n`) are literal: 16 at a time, since
-// text bodies are mostly literal and the byte-by-byte table walk was most of
-// the encoder's time.
-size_t QpLiteralRun(const char* p, size_t n) {
+// Copies the run of literal bytes at `p` (at most `n`) to `out` and returns
+// its length; may write past the run, never past out + n. 16 bytes at a
+// time, since text bodies are mostly literal: the byte-by-byte table walk
+// and a memcpy call per run were most of the encoder's time.
+size_t QpCopyLiteral(const char* p, size_t n, char* out) {
   size_t i = 0;
 #if defined(__SSE2__)
   // c + 96 (mod 256) maps 32..126 onto -128..-34 as signed bytes: printable
@@ -1097,6 +1098,7 @@ size_t QpLiteralRun(const char* p, size_t n) {
   const __m128i tab = _mm_set1_epi8('\t');
   for (; i + 16 <= n; i += 16) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), v);
     __m128i printable = _mm_cmplt_epi8(_mm_add_epi8(v, shift), below);
     __m128i literal = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, equals), printable),
                                    _mm_cmpeq_epi8(v, tab));
@@ -1104,7 +1106,7 @@ size_t QpLiteralRun(const char* p, size_t n) {
     if (other != 0) return i + static_cast<size_t>(__builtin_ctz(other));
   }
 #endif
-  while (i < n && kQpLiteral[static_cast<unsigned char>(p[i])]) ++i;
+  for (; i < n && kQpLiteral[static_cast<unsigned char>(p[i])]; ++i) out[i] = p[i];
   return i;
 }
 
@@ -1144,12 +1146,11 @@ std::string EncodeQuotedPrintable(std::string_view in) {
     while (k < n) {
       // A run of literal bytes that fits the line, copied at once.
       size_t limit = std::min(literal_end, k + (kMaxCol - col));
-      size_t run = k + QpLiteralRun(p + k, limit - k);
-      if (run > k) {
-        std::memcpy(o, p + k, run - k);
-        o += run - k;
-        col += run - k;
-        k = run;
+      size_t run = QpCopyLiteral(p + k, limit - k, o);
+      if (run > 0) {
+        o += run;
+        col += run;
+        k += run;
         continue;
       }
       unsigned char c = static_cast<unsigned char>(p[k]);
