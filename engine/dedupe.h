@@ -52,6 +52,9 @@ class DedupeIndex {
   // Forgets the most recent insertion (its write failed).
   void UndoLast();
   void Commit() { committed_ = count_; }
+  // Commits the entries inserted before size() was `mark`: a batch whose
+  // write finished while the next one was being staged.
+  void CommitThrough(size_t mark) { committed_ = static_cast<uint32_t>(mark); }
 
   size_t size() const { return count_; }
   size_t digests_loaded() const { return digests_loaded_; }

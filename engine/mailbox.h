@@ -151,6 +151,17 @@ class MailboxSink {
   // Makes everything staged durable (fsync, rename, directory fsync).
   virtual Status Flush() = 0;
 
+  // Flush() in two halves, so that the next batch is staged while this one
+  // is made durable: StartFlush() takes everything staged so far and starts
+  // writing it; FinishFlush() waits for that and says how it went. Between
+  // them Stage() may be called (it stages the next batch), Flush() and
+  // Close() may not. A failure of either drops everything staged since the
+  // last good flush, the next batch too; Rollback() is still the caller's to
+  // call. Sinks that cannot write behind the caller do the whole Flush() in
+  // StartFlush() (the default).
+  virtual Status StartFlush() { return Flush(); }
+  virtual Status FinishFlush() { return Status::Ok(); }
+
   // Drops everything staged since the last Flush().
   virtual void Rollback() = 0;
 

@@ -322,7 +322,11 @@ class Pipeline {
     if (bytes != 0) budget_.Release(bytes);
   }
   void Commit(Work& w);
-  bool FlushBatch();
+  // Ends the batch being staged: finishes the one before (whose flush ran
+  // while this one was staged), then starts this one's; with `finish`, or on
+  // a sink that cannot flush behind us, also waits for it.
+  bool FlushBatch(bool finish = false);
+  bool FinishInFlight();
   bool ReplacesTargetCopy(const Message& m, uint64_t existing);
   // Called by the reader and the committer.
   void Fail(const std::string& origin, const std::string& reason) {
@@ -372,6 +376,15 @@ class Pipeline {
   void ArchiveSources();
   std::vector<Staged> staged_;
   size_t staged_bytes_ = 0;
+  // A batch whose flush the sink has started but not yet finished.
+  struct Batch {
+    std::vector<Staged> staged;
+    std::vector<Archivable> dup_archive;  // its pending_dup_archive_
+    size_t index_mark = 0;                // index_.size() when it was started
+  };
+  std::optional<Batch> in_flight_;
+  // Counts a batch that failed to be written (it and what depends on it).
+  void FailBatch(std::vector<Staged>* staged, const Status& s);
   uint64_t done_messages_ = 0;
   uint64_t done_bytes_ = 0;
 };
@@ -461,39 +474,68 @@ void Pipeline::WorkerLoop() {
   }
 }
 
-bool Pipeline::FlushBatch() {
+void Pipeline::FailBatch(std::vector<Staged>* staged, const Status& s) {
+  for (auto& st : *staged) {
+    st.counts->failed++;
+    Fail(st.origin, "not written: " + s.ToString());
+  }
+  staged->clear();
+}
+
+bool Pipeline::FinishInFlight() {
+  if (!in_flight_) return true;
+  Batch batch = std::move(*in_flight_);
+  in_flight_.reset();
+  Status s = sink_->FinishFlush();
+  if (!s.ok()) {
+    // The sink has dropped this batch and the one staged since; so do we.
+    sink_->Rollback();
+    index_.Rollback();
+    FailBatch(&batch.staged, s);
+    FailBatch(&staged_, s);
+    staged_bytes_ = 0;
+    report_.fatal = "target unusable: " + s.ToString();
+    fatal_ = true;
+    pending_dup_archive_.clear();  // the batches they may depend on were rolled back
+    return false;
+  }
+  for (auto& a : batch.dup_archive) archivable_.push_back(std::move(a));
+  index_.CommitThrough(batch.index_mark);
+  for (auto& st : batch.staged) {
+    st.counts->written++;
+    if (st.replacing) st.counts->replaced++;
+    st.counts->bytes_written += st.bytes;
+    if (opt_.mode == MergeMode::kArchive) archivable_.push_back(std::move(st.archive));
+  }
+  MBX_CRASH_POINT("merge.batch.after-flush");
+  return true;
+}
+
+bool Pipeline::FlushBatch(bool finish) {
+  if (!FinishInFlight()) return false;
   if (staged_.empty()) {
     for (auto& a : pending_dup_archive_) archivable_.push_back(std::move(a));
     pending_dup_archive_.clear();
     return true;
   }
   MBX_CRASH_POINT("merge.batch.before-flush");
-  Status s = sink_->Flush();
+  Batch batch{std::move(staged_), std::move(pending_dup_archive_), index_.size()};
+  staged_.clear();
+  pending_dup_archive_.clear();
+  staged_bytes_ = 0;
+  Status s = sink_->StartFlush();
   if (!s.ok()) {
     sink_->Rollback();
     index_.Rollback();
-    for (auto& st : staged_) {
-      st.counts->failed++;
-      Fail(st.origin, "not written: " + s.ToString());
-    }
+    FailBatch(&batch.staged, s);
     report_.fatal = "target unusable: " + s.ToString();
     fatal_ = true;
-    pending_dup_archive_.clear();  // the batch they may depend on was rolled back
-  } else {
-    for (auto& a : pending_dup_archive_) archivable_.push_back(std::move(a));
-    pending_dup_archive_.clear();
-    index_.Commit();
-    for (auto& st : staged_) {
-      st.counts->written++;
-      if (st.replacing) st.counts->replaced++;
-      st.counts->bytes_written += st.bytes;
-      if (opt_.mode == MergeMode::kArchive) archivable_.push_back(std::move(st.archive));
-    }
+    return false;
   }
-  staged_.clear();
-  staged_bytes_ = 0;
-  if (s.ok()) MBX_CRASH_POINT("merge.batch.after-flush");
-  return s.ok();
+  in_flight_ = std::move(batch);
+  // Without a write-behind thread the flush is done already: account for it now.
+  if (finish || opt_.jobs <= 1) return FinishInFlight();
+  return true;
 }
 
 void Pipeline::Commit(Work& w) {
@@ -586,7 +628,7 @@ void Pipeline::CommitLoop() {
       FreeSpent(&spent);  // what the workers, gone, did not take
     }
   }
-  if (!fatal_) FlushBatch();
+  if (!fatal_) FlushBatch(/*finish=*/true);
 }
 
 void Pipeline::ArchiveSources() {
@@ -688,7 +730,7 @@ RunReport Pipeline::Run() {
       if (!Stopped()) Fingerprint(selector_, opt_, *sink_, w.get());
       Deliver(*w);
     });
-    if (!fatal_) FlushBatch();
+    if (!fatal_) FlushBatch(/*finish=*/true);
   } else {
     // The reader (this thread), `jobs` workers converting and fingerprinting,
     // and the committer, which alone touches the sink and the dedupe index.
@@ -706,6 +748,7 @@ RunReport Pipeline::Run() {
     committer.join();
   }
 
+  if (in_flight_) FinishInFlight();  // a run stopped before its last batch
   MBX_CRASH_POINT("merge.close.before");
   Status close = sink_->Close();
   if (!close.ok() && report_.fatal.empty())

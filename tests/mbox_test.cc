@@ -500,6 +500,74 @@ TEST_P(MboxSpillFailure, LosesTheBatchAndSaysSo) {
 
 INSTANTIATE_TEST_SUITE_P(WriteThreads, MboxSpillFailure, ::testing::Values(1, 2));
 
+// A sink as --jobs 2 opens it: with a writer thread.
+std::unique_ptr<MailboxSink> WritingBehindOrDie(const std::string& path) {
+  auto sink = SinkOrDie(path);
+  if (sink) sink->SetWriteThreads(2);
+  return sink;
+}
+
+// --jobs 2: a batch's flush runs on the sink's writer thread while the next
+// batch is staged, and spills (after waiting for it): each batch is whole
+// and committed once FinishFlush() returns, and the next one's undo record
+// starts where it ends.
+TEST(MboxSink, FlushesBehindWhileTheNextBatchIsStaged) {
+  TempDir tmp;
+  const std::string path = tmp / "s.mbox";
+  auto sink = WritingBehindOrDie(path);
+  ASSERT_TRUE(sink);
+  const std::string big(3 << 20, 'x');
+  ASSERT_TRUE(sink->Stage(Mime("S: 1\n\n" + big + "\n"), "").ok());
+  ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());  // spills the first
+  ASSERT_TRUE(sink->StartFlush().ok());
+  ASSERT_TRUE(sink->Stage(Mime("S: 3\n\n" + big + "\n"), "").ok());
+  ASSERT_TRUE(sink->Stage(Mime("S: 4\n\n"), "").ok());  // spills the third after the flush
+  ASSERT_TRUE(sink->FinishFlush().ok());
+  std::string undo = ReadFileOrDie(path + ".mbxmerge-undo");
+  const size_t first_batch = std::stoul(undo);
+  auto first = Split(ReadFileOrDie(path).substr(0, first_batch));
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(Unquote(first[1].stored), "S: 2\n\n");
+  ASSERT_TRUE(sink->StartFlush().ok());
+  ASSERT_TRUE(sink->FinishFlush().ok());
+  EXPECT_FALSE(fs::Exists(path + ".mbxmerge-undo"));
+  ASSERT_TRUE(sink->Close().ok());
+  auto msgs = ReadAll(path);
+  ASSERT_EQ(msgs.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(msgs[i].mime.starts_with("S: " + std::to_string(i + 1) + "\n")) << i;
+  }
+}
+
+// A flush that fails on the writer thread is reported by FinishFlush(),
+// naming the file; the batch and the one staged (and spilled) behind it are
+// gone, the file is as after the last good flush, and the sink goes on.
+TEST(MboxSink, AFlushFailingBehindDropsItsBatchAndTheNext) {
+  TempDir tmp;
+  const std::string path = tmp / "s.mbox";
+  auto sink = WritingBehindOrDie(path);
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Stage(Mime("S: 1\n\n"), "").ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  std::string good = ReadFileOrDie(path);
+
+  const std::string big(3 << 20, 'x');
+  ASSERT_TRUE(sink->Stage(Mime("S: a\n\n" + big + "\n"), "").ok());
+  Status finished;
+  {
+    FileSizeLimit limit(good.size() + 100);
+    ASSERT_TRUE(sink->StartFlush().ok());  // fails behind us
+    EXPECT_TRUE(sink->Stage(Mime("S: b\n\n" + big + "\n"), "").ok());
+    (void)sink->Stage(Mime("S: c\n\n"), "");  // spills b, which fails too
+    finished = sink->FinishFlush();
+  }
+  ASSERT_FALSE(finished.ok()) << "the failed flush was not reported";
+  EXPECT_NE(finished.message().find("s.mbox"), std::string::npos) << finished.ToString();
+  sink->Rollback();
+  EXPECT_EQ(ReadFileOrDie(path), good);
+  ExpectTheSinkGoesOn(sink.get(), path);
+}
+
 TEST(MboxSink, SecondSinkOnSameFileIsBusy) {
   TempDir tmp;
   auto first = SinkOrDie(tmp / "l.mbox");

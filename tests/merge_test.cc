@@ -193,6 +193,94 @@ TEST(MergeTest, FailedFlushIsFatalAndNothingCountsAsWritten) {
   EXPECT_FALSE(r.fatal.empty());
 }
 
+// A sink that flushes behind the caller, as the mbox sink does with a writer
+// thread: StartFlush() takes the staged batch, FinishFlush() makes it durable
+// or fails, dropping it and whatever was staged since.
+class BehindSink : public MemorySink {
+ public:
+  explicit BehindSink(int fail_finish_at = 0) : fail_finish_at_(fail_finish_at) {}
+  Status Stage(const Message& msg, std::string_view) override {
+    auto mime = msg.Mime();
+    if (!mime.ok()) return mime.status();
+    if (flushing_) ++staged_during_flush_;
+    staged_.emplace_back(*mime);
+    return Status::Ok();
+  }
+  Status StartFlush() override {
+    EXPECT_FALSE(flushing_) << "a flush started before the last one finished";
+    batch_ = std::move(staged_);
+    staged_.clear();
+    flushing_ = true;
+    return Status::Ok();
+  }
+  Status FinishFlush() override {
+    if (!flushing_) return Status::Ok();
+    flushing_ = false;
+    if (++finishes_ == fail_finish_at_) {
+      batch_.clear();
+      staged_.clear();
+      return Status::IOError("the disk went away");
+    }
+    durable_.insert(durable_.end(), batch_.begin(), batch_.end());
+    batch_.clear();
+    return Status::Ok();
+  }
+  Status Flush() override {
+    MBX_RETURN_IF_ERROR(FinishFlush());
+    MBX_RETURN_IF_ERROR(StartFlush());
+    return FinishFlush();
+  }
+  void Rollback() override { staged_.clear(); }
+  Status Close() override { return Flush(); }
+
+  const std::vector<std::string>& durable_mime() const { return durable_; }
+  int staged_during_flush() const { return staged_during_flush_; }
+
+ private:
+  int fail_finish_at_;
+  bool flushing_ = false;
+  int finishes_ = 0;
+  int staged_during_flush_ = 0;
+  std::vector<std::string> staged_, batch_, durable_;
+};
+
+// --jobs 2: the next batch is staged while the last one is being flushed,
+// and nothing counts as written before its flush has finished.
+TEST(MergeTest, NextBatchIsStagedWhileTheLastIsFlushed) {
+  std::vector<Message> a;
+  for (int i = 0; i < 30; ++i) a.push_back(M("", Mail(i)));
+  a.push_back(M("", Mail(3)));  // a duplicate of a message in the first batch
+  BehindSink sink;
+  MergeOptions opt;
+  opt.batch_messages = 10;
+  opt.jobs = 2;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.ExitCode(), 0) << r.fatal;
+  EXPECT_EQ(r.Total().written, 30u);
+  EXPECT_EQ(r.Total().duplicates, 1u);
+  EXPECT_EQ(sink.durable_mime().size(), 30u);
+  EXPECT_EQ(sink.staged_during_flush(), 20);  // batches 2 and 3
+}
+
+// A flush that fails when it finishes takes the batch staged since with it:
+// both fail, neither counts as written, the run stops.
+TEST(MergeTest, AFlushFailingBehindFailsItsBatchAndTheNext) {
+  std::vector<Message> a;
+  for (int i = 0; i < 40; ++i) a.push_back(M("", Mail(i)));
+  BehindSink sink(/*fail_finish_at=*/2);
+  MergeOptions opt;
+  opt.batch_messages = 10;
+  opt.jobs = 2;
+  RunReport r = Merge(a, {}, &sink, opt);
+  EXPECT_EQ(r.ExitCode(), 3);
+  EXPECT_FALSE(r.fatal.empty());
+  EXPECT_NE(r.fatal.find("the disk went away"), std::string::npos) << r.fatal;
+  EXPECT_EQ(r.Total().written, 10u);
+  EXPECT_EQ(r.Total().failed, 20u);  // batch 2, and batch 3 staged behind it
+  EXPECT_EQ(sink.durable_mime().size(), 10u);
+  EXPECT_EQ(r.failures.size(), 20u);
+}
+
 TEST(MergeTest, HugeMessagesDoNotDeadlockTheInflightBudget) {
   std::vector<Message> a;
   for (int i = 0; i < 20; ++i) a.push_back(M("", Mail(i) + std::string(1 << 16, 'x')));

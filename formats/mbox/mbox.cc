@@ -627,14 +627,7 @@ class MboxSink : public FileSink {
       staged_removals_.clear();
       MBX_RETURN_IF_ERROR(fs::AtomicWriteFile(ReplaceJournalPath(path_), replace_journal_));
     }
-    Status s = spilled_ == 0 ? StartBatch() : Status::Ok();
-    // In two writes, so that a crash point can tear the batch as a power cut may.
-    std::string_view batch = staged_;
-    if (s.ok()) s = fs::WriteAll(fd_.get(), batch.substr(0, batch.size() / 2), path_);
-    if (s.ok()) MBX_CRASH_POINT("mbox.append.mid-write");
-    if (s.ok()) s = fs::WriteAll(fd_.get(), batch.substr(batch.size() / 2), path_);
-    if (s.ok()) MBX_CRASH_POINT("mbox.append.after-write");
-    if (s.ok()) s = fs::FsyncFd(fd_.get(), path_);
+    Status s = WriteBatchEnd(spilled_ == 0, staged_);
     if (!s.ok()) {
       Rollback();
       return s;
@@ -661,9 +654,49 @@ class MboxSink : public FileSink {
   }
 
   Status Flush() override {
+    MBX_RETURN_IF_ERROR(FinishFlush());
     MBX_RETURN_IF_ERROR(Prepare());
     Commit();
     return Status::Ok();
+  }
+
+  // With a writer thread (--jobs > 1): the batch's last bytes, its fsync and
+  // its commit run there while the caller stages the next batch (waiting
+  // for the fsync was most of the committer's time on a disk). Later spills
+  // wait for it, so the next batch starts its undo record from the new
+  // length.
+  Status StartFlush() override {
+    if (!writer_ || !staged_removals_.empty()) return Flush();
+    MBX_RETURN_IF_ERROR(FinishFlush());
+    MBX_RETURN_IF_ERROR(usable_);
+    MBX_RETURN_IF_ERROR(FinishSpill());
+    if (!lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
+    if (staged_.empty() && spilled_ == 0) return Status::Ok();
+    bool first = spilled_ == 0;
+    size_t batch_bytes = BatchBytes();
+    spilling_.swap(staged_);
+    staged_.clear();
+    spilled_ = 0;
+    flushing_ = true;
+    writer_->Start([this, first, batch_bytes] {
+      Status s = WriteBatchEnd(first, spilling_);
+      if (s.ok()) {
+        MBX_CRASH_POINT("mbox.append.after-fsync");
+        prepared_ = batch_bytes;
+        Commit();
+      }
+      flush_error_ = s;
+    });
+    return Status::Ok();
+  }
+
+  Status FinishFlush() override {
+    if (!flushing_) return Status::Ok();
+    writer_->Wait();
+    flushing_ = false;
+    Status s = std::exchange(flush_error_, Status::Ok());
+    if (!s.ok()) Rollback();  // this batch and whatever the next has spilled
+    return s;
   }
 
   void Rollback() override {
@@ -689,7 +722,7 @@ class MboxSink : public FileSink {
 
   Status Close() override {
     if (closed_) return Status::Ok();
-    Status s = Flush();
+    Status s = Flush();  // finishes a started flush first
     if (!s.ok()) Rollback();
     // --mode replace: now remove what the committed batches replaced.
     if (s.ok() && !replace_journal_.empty()) s = ApplyReplaceJournal(path_, fd_.get()).status();
@@ -726,6 +759,18 @@ class MboxSink : public FileSink {
     }
     if (!separator_.empty()) MBX_RETURN_IF_ERROR(fs::WriteAll(fd_.get(), separator_, path_));
     return Status::Ok();
+  }
+
+  // Writes a batch's last bytes (all of it if `first`: nothing spilled) and
+  // fsyncs. In two writes, so that a crash point can tear the batch as a
+  // power cut may.
+  Status WriteBatchEnd(bool first, std::string_view batch) {
+    MBX_RETURN_IF_ERROR(first ? StartBatch() : Status::Ok());
+    MBX_RETURN_IF_ERROR(fs::WriteAll(fd_.get(), batch.substr(0, batch.size() / 2), path_));
+    MBX_CRASH_POINT("mbox.append.mid-write");
+    MBX_RETURN_IF_ERROR(fs::WriteAll(fd_.get(), batch.substr(batch.size() / 2), path_));
+    MBX_CRASH_POINT("mbox.append.after-write");
+    return fs::FsyncFd(fd_.get(), path_);
   }
 
   // Writes what is staged so far (not durable yet), on the writer thread if
@@ -777,6 +822,8 @@ class MboxSink : public FileSink {
   std::string staged_;
   std::string spilling_;  // what Spill() is writing (or wrote last)
   Status spill_error_;    // set by the spill in progress, read after it
+  bool flushing_ = false;  // StartFlush() started a flush that FinishFlush() has not seen end
+  Status flush_error_;     // set by that flush, read after it
   size_t spilled_ = 0;  // bytes of this batch written by Spill() (with the separator)
   Status lost_batch_;   // why Spill() had to drop the batch, until Prepare() reports it
   size_t prepared_ = 0;
