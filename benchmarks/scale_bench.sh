@@ -33,39 +33,61 @@ BENCH=scale-bench
 source "$ROOT/benchmarks/common.sh"
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-ROWS=$WORK/rows.tsv  # label messages bytes seconds rss_kb correct
+ROWS=$WORK/rows.tsv  # label messages bytes seconds rss_kb correct pipeline_seconds
 : >"$ROWS"
+TIMEFORMAT=%3R  # bash's time: milliseconds (GNU time's %e has 10 ms steps, a fifth of a 1,000-message run)
+
+# One timed merge: prints "wall_seconds rss_kb pipeline_seconds", the last
+# from the JSON report (the merge itself, without starting the process).
+timed_merge() {  # out sources...
+  local out=$1 args=() f
+  shift
+  for f in "$@"; do args+=(--from "$f"); done
+  rm -f "$out"
+  sync
+  { time /usr/bin/time -f '%M' -o "$WORK/rss" \
+    "$MBXMERGE" merge "${args[@]}" --into "$out" --jobs "$JOBS" --quiet \
+    --report "$WORK/report.json" >/dev/null; } 2>"$WORK/wall"
+  echo "$(cat "$WORK/wall") $(cat "$WORK/rss") $(python3 -c \
+    'import json, sys; print(json.load(open(sys.argv[1]))["timings"]["total_seconds"])' \
+    "$WORK/report.json")"
+}
+
+# Median of column $1 of the lines on stdin.
+median() { sort -g -k"$1","$1" | awk -v c="$1" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'; }
 
 # Runs one merge ROUNDS times (once for the largest inputs) and records the
 # median seconds and the largest peak RSS, after checking the output.
 measure() {  # label rounds manifest out sources...
   local label=$1 rounds=$2 manifest=$3 out=$4
   shift 4
-  local args=() bytes=0 f
-  for f in "$@"; do
-    args+=(--from "$f")
-    bytes=$((bytes + $(stat -c %s "$f")))
-  done
+  local bytes=0 f
+  for f in "$@"; do bytes=$((bytes + $(stat -c %s "$f"))); done
   : >"$WORK/times"
-  for r in $(seq 1 "$rounds"); do
-    rm -f "$out"
-    sync
-    /usr/bin/time -f '%e %M' -o "$WORK/time" \
-      "$MBXMERGE" merge "${args[@]}" --into "$out" --jobs "$JOBS" --quiet >/dev/null
-    cat "$WORK/time" >>"$WORK/times"
-  done
+  for r in $(seq 1 "$rounds"); do timed_merge "$out" "$@" >>"$WORK/times"; done
   read -r messages _ missing extra _ _ < <("$COUNT" mbox "$out" "$manifest")
   local correct=yes
   [[ $missing == 0 && $extra == 0 ]] || correct="no ($missing lost, $extra extra)"
   local read_messages=0
   for f in "$@"; do read_messages=$((read_messages + $(grep -c '^From ' "$f" || true))); done
-  read -r secs rss < <(sort -n "$WORK/times" | awk '{ s[NR] = $1; if ($2 > m) m = $2 }
-    END { print s[int((NR + 1) / 2)], m }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$read_messages" "$bytes" "$secs" "$rss" "$correct" \
-    >>"$ROWS"
-  log "$label: $read_messages messages, $secs s, peak $((rss / 1024)) MiB, correct: $correct"
+  local secs rss pipeline
+  secs=$(median 1 <"$WORK/times")
+  pipeline=$(median 3 <"$WORK/times")
+  rss=$(sort -n -k2,2 "$WORK/times" | tail -1 | cut -d' ' -f2)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$read_messages" "$bytes" "$secs" "$rss" \
+    "$correct" "$pipeline" >>"$ROWS"
+  log "$label: $read_messages messages, $secs s ($pipeline s in the pipeline), peak $((rss / 1024)) MiB, correct: $correct"
   rm -f "$out"
 }
+
+# What every run costs whatever its size: an empty mbox into a new mbox
+# (starting the process, opening and locking, the target's first fsyncs).
+: >"$WORK/empty.mbox"
+: >"$WORK/times"
+for r in $(seq 1 $((ROUNDS * 3))); do timed_merge "$WORK/out.mbox" "$WORK/empty.mbox" >>"$WORK/times"; done
+FIXED=$(median 1 <"$WORK/times")
+log "fixed cost of a run: $FIXED s (median of $((ROUNDS * 3)) empty merges)"
+rm -f "$WORK/out.mbox" "$WORK/empty.mbox"
 
 for n in $SIZES; do
   log "generating a pair of $n messages"
@@ -90,8 +112,11 @@ elapsed=$(($(date +%s) - started))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The plot: messages/s by mailbox size (the pairs; the big mailbox's messages are 10x larger).
-awk -F'\t' -v jobs="$JOBS" '$1 != "big" { printf "--jobs %s\t%d\t%.1f\n", jobs, $1, $2 / $4 }' "$ROWS" \
-  >"$WORK/plot.tsv"
+awk -F'\t' -v jobs="$JOBS" -v fixed="$FIXED" '$1 != "big" {
+    printf "--jobs %s, end to end\t%d\t%.1f\n", jobs, $1, $2 / $4
+    printf "--jobs %s, beyond the fixed cost\t%d\t%.1f\n", jobs, $1, $2 / ($4 - fixed)
+    printf "--jobs %s, in the pipeline\t%d\t%.1f\n", jobs, $1, $2 / $7
+  }' "$ROWS" >"$WORK/plot.tsv"
 python3 "$ROOT/benchmarks/plot.py" "$ROOT/benchmarks/scale.svg" \
   "mbxmerge: two mboxes with dedupe into a new mbox, messages/s by size" \
   "messages (both mboxes)" "messages/s" "$WORK/plot.tsv"
@@ -111,18 +136,29 @@ the run took ${elapsed} s). Machine: $(nproc) CPUs; load averages $load_before b
 - The big mailbox: \`mbxgen mailbox --format mbox --avg-size $BIG_AVG_SIZE\`, about $BIG_GIB GiB,
   into a new mbox.
 - Correct: the output holds every manifest id exactly once (\`count_ids.sh\`).
+- Times to the millisecond (bash's \`time\`). The fixed cost of a run, whatever its
+  size: **$(awk -v f="$FIXED" 'BEGIN { printf "%.0f", f * 1000 }') ms**, the median of $((ROUNDS * 3)) merges of an empty mbox into a new mbox
+  (starting the process and loading its libraries, opening and locking, the target's first
+  fsyncs). "Beyond the fixed cost" divides by the time minus that; "in the pipeline" is the
+  merge's own clock from \`--report\` (no process start, but the last batch's fsync).
 
-| input | messages | MiB | median s | messages/s | MB/s | peak RSS MiB | correct |
-|---|---:|---:|---:|---:|---:|---:|---|
+| input | messages | MiB | median s | messages/s | beyond the fixed cost | in the pipeline | MB/s | peak RSS MiB | correct |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
 EOF
-  awk -F'\t' '{
+  awk -F'\t' -v fixed="$FIXED" '{
     label = $1 == "big" ? "one mailbox" : "pair of " $1
-    printf "| %s | %d | %.0f | %.2f | %.0f | %.1f | %.1f | %s |\n", label, $2, $3 / 1048576, $4,
-      $2 / $4, $3 / 1048576 / $4, $5 / 1024, $6
+    printf "| %s | %d | %.0f | %.3f | %.0f | %.0f | %.0f | %.1f | %.1f | %s |\n", label, $2,
+      $3 / 1048576, $4, $2 / $4, $2 / ($4 - fixed), $2 / $7, $3 / 1048576 / $4, $5 / 1024, $6
   }' "$ROWS"
   echo
-  awk -F'\t' '$1 != "big" { r = $2 / $4; if (min == "" || r < min) min = r; if (r > max) max = r }
-    END { if (max > 0) printf "Spread of messages/s across the sizes: the slowest is %.0f%% of the fastest.\n", 100 * min / max }' "$ROWS"
+  awk -F'\t' -v fixed="$FIXED" 'function keep(i, r) { if (min[i] == "" || r < min[i]) min[i] = r; if (r > max[i]) max[i] = r }
+    $1 != "big" { keep(1, $2 / $4); keep(2, $2 / ($4 - fixed)); keep(3, $2 / $7) }
+    END {
+      if (max[1] == 0) exit
+      printf "Spread of messages/s across the sizes (the slowest as a share of the fastest): "
+      printf "end to end %.0f%%, beyond the fixed cost %.0f%%, in the pipeline %.0f%%.\n",
+        100 * min[1] / max[1], 100 * min[2] / max[2], 100 * min[3] / max[3]
+    }' "$ROWS"
   echo
   echo "![messages/s by mailbox size](scale.svg)"
 )
