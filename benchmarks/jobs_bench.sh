@@ -154,7 +154,8 @@ the run took ${elapsed} s). Machine: $(nproc) CPUs; load averages $load_before b
 - \`--jobs 1\` runs the whole merge on one thread; \`--jobs 2\` reads, converts and
   fingerprints on two workers while one thread commits, and a PST source reads ahead
   on a helper thread (sharing our PST reader's read-only mapping of the file); an mbox
-  target's 1 MiB writes run on a thread of the sink's own, behind the committer.
+  target's 1 MiB writes, and each batch's last write and fsync, run on a thread of the
+  sink's own, behind the committer (which stages the next batch meanwhile).
 - (1) one PST of $pst_count messages ($(numfmt --to=iec "$pst_bytes")B), written by mbxmerge from
   \`mbxgen mailbox --format mboxdir --messages $PST_MESSAGES --folders 6\`, into a new mbox
   ($(numfmt --to=iec "$pst_out_bytes")B written);

@@ -46,8 +46,10 @@ struct MergeOptions {
   // Folders the target already has, so "projects" in the target takes
   // "Projects" from a source (folder names match case-insensitively).
   std::vector<std::string> existing_target_folders;
-  // Durability batches: Flush() after this many messages or bytes. A sink
-  // buffers a batch (an mbox's grows by doubling, so twice this at worst).
+  // Durability batches: a flush after this many messages or bytes. With
+  // jobs > 1 the next batch is staged while the sink makes the last one
+  // durable (StartFlush/FinishFlush); a batch counts as written only then.
+  // An mbox sink writes a batch out in 1 MiB pieces as it grows.
   size_t batch_messages = 1000;
   size_t batch_bytes = 32u << 20;
   // Back-pressure: at most this many message bytes between reader and committer.
