@@ -525,7 +525,8 @@ TEST(MboxSink, FlushesBehindWhileTheNextBatchIsStaged) {
   ASSERT_TRUE(sink->FinishFlush().ok());
   std::string undo = ReadFileOrDie(path + ".mbxmerge-undo");
   const size_t first_batch = std::stoul(undo);
-  auto first = Split(ReadFileOrDie(path).substr(0, first_batch));
+  const std::string first_bytes = ReadFileOrDie(path).substr(0, first_batch);
+  auto first = Split(first_bytes);  // views into first_bytes
   ASSERT_EQ(first.size(), 2u);
   EXPECT_EQ(Unquote(first[1].stored), "S: 2\n\n");
   ASSERT_TRUE(sink->StartFlush().ok());
