@@ -385,6 +385,9 @@ class Pipeline {
   std::optional<Batch> in_flight_;
   // Counts a batch that failed to be written (it and what depends on it).
   void FailBatch(std::vector<Staged>* staged, const Status& s);
+  // A flush failed: the sink and the index go back to the last durable
+  // batch, `batch` and everything staged since fail, and the run stops.
+  void AbandonFrom(Batch* batch, const Status& s);
   uint64_t done_messages_ = 0;
   uint64_t done_bytes_ = 0;
 };
@@ -482,6 +485,17 @@ void Pipeline::FailBatch(std::vector<Staged>* staged, const Status& s) {
   staged->clear();
 }
 
+void Pipeline::AbandonFrom(Batch* batch, const Status& s) {
+  sink_->Rollback();
+  index_.Rollback();
+  FailBatch(&batch->staged, s);
+  FailBatch(&staged_, s);
+  staged_bytes_ = 0;
+  pending_dup_archive_.clear();  // the batches they may depend on were rolled back
+  report_.fatal = "target unusable: " + s.ToString();
+  fatal_ = true;
+}
+
 bool Pipeline::FinishInFlight() {
   if (!in_flight_) return true;
   Batch batch = std::move(*in_flight_);
@@ -489,14 +503,7 @@ bool Pipeline::FinishInFlight() {
   Status s = sink_->FinishFlush();
   if (!s.ok()) {
     // The sink has dropped this batch and the one staged since; so do we.
-    sink_->Rollback();
-    index_.Rollback();
-    FailBatch(&batch.staged, s);
-    FailBatch(&staged_, s);
-    staged_bytes_ = 0;
-    report_.fatal = "target unusable: " + s.ToString();
-    fatal_ = true;
-    pending_dup_archive_.clear();  // the batches they may depend on were rolled back
+    AbandonFrom(&batch, s);
     return false;
   }
   for (auto& a : batch.dup_archive) archivable_.push_back(std::move(a));
@@ -525,11 +532,7 @@ bool Pipeline::FlushBatch(bool finish) {
   staged_bytes_ = 0;
   Status s = sink_->StartFlush();
   if (!s.ok()) {
-    sink_->Rollback();
-    index_.Rollback();
-    FailBatch(&batch.staged, s);
-    report_.fatal = "target unusable: " + s.ToString();
-    fatal_ = true;
+    AbandonFrom(&batch, s);
     return false;
   }
   in_flight_ = std::move(batch);

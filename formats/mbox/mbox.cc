@@ -613,9 +613,7 @@ class MboxSink : public FileSink {
   }
 
   Status Prepare() override {
-    MBX_RETURN_IF_ERROR(usable_);
-    MBX_RETURN_IF_ERROR(FinishSpill());
-    if (!lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
+    MBX_RETURN_IF_ERROR(SpillsDone());
     if (staged_.empty() && spilled_ == 0) return Status::Ok();
     if (!staged_removals_.empty()) {
       // Before the replacements can be committed: what they replace.
@@ -668,9 +666,7 @@ class MboxSink : public FileSink {
   Status StartFlush() override {
     if (!writer_ || !staged_removals_.empty()) return Flush();
     MBX_RETURN_IF_ERROR(FinishFlush());
-    MBX_RETURN_IF_ERROR(usable_);
-    MBX_RETURN_IF_ERROR(FinishSpill());
-    if (!lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
+    MBX_RETURN_IF_ERROR(SpillsDone());
     if (staged_.empty() && spilled_ == 0) return Status::Ok();
     bool first = spilled_ == 0;
     size_t batch_bytes = BatchBytes();
@@ -798,6 +794,15 @@ class MboxSink : public FileSink {
     // end of the file), so that Prepare()'s fsync waits for the last spill
     // only, not the whole batch.
     ::sync_file_range(fd_.get(), static_cast<off64_t>(good_len_), 0, SYNC_FILE_RANGE_WRITE);
+    return Status::Ok();
+  }
+
+  // Before a batch's end is written: the sink usable, the last spill
+  // finished, and no spill of this batch lost (reported once).
+  Status SpillsDone() {
+    MBX_RETURN_IF_ERROR(usable_);
+    MBX_RETURN_IF_ERROR(FinishSpill());
+    if (!lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
     return Status::Ok();
   }
 
