@@ -189,6 +189,17 @@ LimitedRun RunLimited(const std::vector<std::string>& args, bool announce = true
       killed = true;
     }
   }
+  // What the child wrote between the last poll and its exit is still in the
+  // pipes: read it to the end (losing it made this test flaky under load).
+  for (int i = 0; i < 2; ++i) {
+    while (fds[i].fd >= 0 && ::poll(&fds[i], 1, 1000) > 0) {
+      char buf[65536];
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (sinks[i]->size() < (1u << 20)) sinks[i]->append(buf, static_cast<size_t>(n));
+    }
+  }
   for (auto& f : fds)
     if (f.fd >= 0) ::close(f.fd);
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
