@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/fs.h"
+#include "formats/mbox/find.h"
 #include "formats/mime/mime.h"
 #include "tests/test_util.h"
 
@@ -63,6 +64,32 @@ Message Mime(std::string bytes, MessageFlags flags = 0) {
   m.mime = std::move(bytes);
   m.flags = flags;
   return m;
+}
+
+// The SIMD search against std::string_view::find: random text over the
+// needles' own bytes (so near-misses abound), every start offset, needles at
+// the very start and end, and haystacks around the 16-byte block size.
+TEST(MboxFindBytes, AgreesWithStringFind) {
+  std::mt19937 rng(7);
+  constexpr std::string_view kAlphabet = "\nFrom >\rxm";
+  const std::string_view needles[] = {"\nFrom ", "From ", ">From ", "Fr", "F", ""};
+  int found = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string hay(rng() % 70, 'x');
+    for (char& c : hay) c = kAlphabet[rng() % kAlphabet.size()];
+    for (std::string_view needle : needles) {
+      if (rng() % 4 == 0 && hay.size() >= needle.size()) {  // plant one at an edge
+        hay.replace(rng() % 2 ? 0 : hay.size() - needle.size(), needle.size(), needle);
+      }
+      for (size_t from = 0; from <= hay.size() + 1; ++from) {
+        size_t want = std::string_view(hay).find(needle, from);
+        ASSERT_EQ(internal::FindBytes(hay, needle, from), want)
+            << "needle '" << needle << "' from " << from << " in '" << hay << "'";
+        found += want != std::string_view::npos;
+      }
+    }
+  }
+  EXPECT_GT(found, 10000);  // the cases are not all misses
 }
 
 TEST(MboxSplit, FromInsideBodyDoesNotSplitWithoutEmptyLine) {
@@ -526,8 +553,11 @@ TEST(MboxSink, FlushesBehindWhileTheNextBatchIsStaged) {
   ASSERT_TRUE(sink->Stage(Mime("S: 1\n\n" + big + "\n"), "").ok());
   ASSERT_TRUE(sink->Stage(Mime("S: 2\n\n"), "").ok());  // spills the first
   ASSERT_TRUE(sink->StartFlush().ok());
-  ASSERT_TRUE(sink->Stage(Mime("S: 3\n\n" + big + "\n"), "").ok());
-  ASSERT_TRUE(sink->Stage(Mime("S: 4\n\n"), "").ok());  // spills the third after the flush
+  // Past the most a sink stages while its writer is busy (4 MiB): the fourth
+  // message spills the third, after the flush.
+  const std::string bigger(5 << 20, 'y');
+  ASSERT_TRUE(sink->Stage(Mime("S: 3\n\n" + bigger + "\n"), "").ok());
+  ASSERT_TRUE(sink->Stage(Mime("S: 4\n\n"), "").ok());
   ASSERT_TRUE(sink->FinishFlush().ok());
   std::string undo = ReadFileOrDie(path + ".mbxmerge-undo");
   const size_t first_batch = std::stoul(undo);

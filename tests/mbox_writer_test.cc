@@ -55,8 +55,9 @@ TEST(MboxWriter, BatchesFlushedBehindLandWholeAndInOrder) {
   for (int batch = 0; batch < 12; ++batch) {
     std::vector<int> staged;
     for (int k = 0, count = 1 + static_cast<int>(rng() % 6); k < count; ++k) {
-      // Now and then a message past the 1 MiB spill size: a spill starts.
-      size_t bytes = rng() % 4 == 0 ? (1u << 20) + rng() % 50000 : rng() % 30000;
+      // Now and then a message past the 1 MiB spill size: a spill starts
+      // (or, while the writer is busy, staging goes on up to 4 MiB).
+      size_t bytes = rng() % 4 == 0 ? (1u << 20) + rng() % (3u << 20) : rng() % 30000;
       ASSERT_TRUE(sink->Stage(Mail(n, bytes), "").ok()) << n;
       staged.push_back(n++);
     }

@@ -24,6 +24,7 @@
 
 #include "engine/faultpoint.h"
 #include "engine/fs.h"
+#include "formats/mbox/find.h"
 #include "formats/mime/mime.h"
 
 namespace mbx::mbox {
@@ -51,9 +52,8 @@ size_t FindFromLine(std::string_view f, size_t from) {
   }
   size_t i = from - 1;  // a candidate '\n' that ends the previous line
   while (i < f.size()) {
-    const void* hit = ::memmem(f.data() + i, f.size() - i, "\nFrom ", 6);
-    if (hit == nullptr) return std::string_view::npos;
-    size_t nl = static_cast<size_t>(static_cast<const char*>(hit) - f.data());
+    size_t nl = internal::FindBytes(f, "\nFrom ", i);
+    if (nl == std::string_view::npos) return nl;
     if (LineBeforeIsEmpty(f, nl)) return nl + 1;
     i = nl + 1;
   }
@@ -479,6 +479,11 @@ class BehindWriter {
     job_ = std::move(job);
     cv_.notify_all();
   }
+  // Whether a job is still running.
+  bool Busy() {
+    std::lock_guard lock(mu_);
+    return static_cast<bool>(job_);
+  }
   // Waits until the last job has finished.
   void Wait() {
     std::unique_lock lock(mu_);
@@ -553,7 +558,7 @@ class MboxSink : public FileSink {
       m.folder = "";
       m.locator = i;
       // Without quoted lines the stored bytes are the message: hand over all.
-      if (IsJunk(e) || ::memmem(e.stored.data(), e.stored.size(), ">From ", 6) == nullptr) {
+      if (IsJunk(e) || internal::FindBytes(e.stored, ">From ") == std::string_view::npos) {
         m.head = e.stored;
         m.head_is_complete = true;
       } else {
@@ -590,7 +595,10 @@ class MboxSink : public FileSink {
   Status Stage(const Message& msg, std::string_view) override {
     MBX_RETURN_IF_ERROR(usable_);
     if (closed_) return Status::InvalidArgument("mbox '" + path_ + "': sink is closed");
-    if (staged_.size() >= kSpillBytes) MBX_RETURN_IF_ERROR(Spill());
+    if (staged_.size() >= kSpillBytes &&
+        (staged_.size() >= kSpillMaxBytes || !writer_ || !writer_->Busy())) {
+      MBX_RETURN_IF_ERROR(Spill());
+    }
     auto mime_r = msg.Mime();
     if (!mime_r.ok()) return mime_r.status();
     std::string_view mime = *mime_r;
@@ -738,6 +746,9 @@ class MboxSink : public FileSink {
   // end waits for a shorter tail (a PST -> mbox merge: 8-12% faster with
   // --jobs 1 and 2, half the system time).
   static constexpr size_t kSpillBytes = 1 << 20;
+  // While the writer thread is still busy (a batch's fsync behind), staging
+  // goes on up to this much rather than waiting for it.
+  static constexpr size_t kSpillMaxBytes = 4 << 20;
 
   // Bytes of the batch so far: already in the file, and still staged.
   size_t BatchBytes() const {
@@ -856,11 +867,9 @@ class MboxSink : public FileSink {
 // tenth of its time.
 void RequoteInto(std::string_view s, bool quote, std::string* out) {
   const std::string_view needle = quote ? "From " : ">From ";
-  const char* hit =
-      static_cast<const char*>(::memmem(s.data(), s.size(), needle.data(), needle.size()));
   size_t copied = 0;
-  while (hit != nullptr) {
-    size_t at = static_cast<size_t>(hit - s.data());
+  for (size_t at = internal::FindBytes(s, needle); at != std::string_view::npos;
+       at = internal::FindBytes(s, needle, at + needle.size())) {
     size_t line = at;  // back over the '>' run before "From " (or before ">From ")
     while (line > 0 && s[line - 1] == '>') --line;
     if (line == 0 || s[line - 1] == '\n') {
@@ -872,9 +881,6 @@ void RequoteInto(std::string_view s, bool quote, std::string* out) {
         copied = line + 1;  // drop one '>'
       }
     }
-    size_t next = at + needle.size();
-    hit = static_cast<const char*>(
-        ::memmem(s.data() + next, s.size() - next, needle.data(), needle.size()));
   }
   out->append(s.substr(copied));
 }
