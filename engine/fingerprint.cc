@@ -31,9 +31,19 @@ bool NameIs(std::string_view name, std::string_view lower) {
   return name.size() == lower.size() && strncasecmp(name.data(), lower.data(), lower.size()) == 0;
 }
 
+// SHA-256 fetched from its provider once: EVP_sha256() makes OpenSSL 3 look
+// the algorithm up (a lock and a name table) for every digest started.
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+    return fetched != nullptr ? static_cast<const EVP_MD*>(fetched) : EVP_sha256();
+  }();
+  return md;
+}
+
 class Sha256 {
  public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr); }
   ~Sha256() { EVP_MD_CTX_free(ctx_); }
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
