@@ -153,11 +153,16 @@ EOF
   echo
   awk -F'\t' -v fixed="$FIXED" 'function keep(i, r) { if (min[i] == "" || r < min[i]) min[i] = r; if (r > max[i]) max[i] = r }
     $1 != "big" { keep(1, $2 / $4); keep(2, $2 / ($4 - fixed)); keep(3, $2 / $7) }
+    $1 != "big" && $2 >= 10000 { keep(4, $2 / $4); keep(5, $2 / ($4 - fixed)); keep(6, $2 / $7) }
     END {
       if (max[1] == 0) exit
       printf "Spread of messages/s across the sizes (the slowest as a share of the fastest): "
-      printf "end to end %.0f%%, beyond the fixed cost %.0f%%, in the pipeline %.0f%%.\n",
+      printf "end to end %.0f%%, beyond the fixed cost %.0f%%, in the pipeline %.0f%%",
         100 * min[1] / max[1], 100 * min[2] / max[2], 100 * min[3] / max[3]
+      if (max[4] > 0 && min[4] < max[4])
+        printf "; from 10,000 messages up: %.0f%%, %.0f%%, %.0f%%",
+          100 * min[4] / max[4], 100 * min[5] / max[5], 100 * min[6] / max[6]
+      printf ".\n"
     }' "$ROWS"
   echo
   echo "![messages/s by mailbox size](scale.svg)"
