@@ -214,6 +214,12 @@ Digest ComputeDigest(std::string_view message, DedupeRule rule) {
   return h.Final();
 }
 
+Digest Sha256Of(std::string_view bytes) {
+  Sha256 h;
+  h.Update(bytes);
+  return h.Final();
+}
+
 std::string CanonicalForm(std::string_view message, DedupeRule rule) {
   size_t body_at = mime::BodyOffset(message);
   std::string_view headers = mime::HeaderBlock(message);

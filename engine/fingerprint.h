@@ -35,6 +35,10 @@ HeaderKey ComputeHeaderKey(std::string_view message, DedupeRule rule);
 // The full canonical digest of a message.
 Digest ComputeDigest(std::string_view message, DedupeRule rule);
 
+// SHA-256 of `bytes` (the hash ComputeDigest() uses), for keys derived from
+// a message's bytes elsewhere.
+Digest Sha256Of(std::string_view bytes);
+
 // The canonical text that ComputeDigest() hashes, for tests and `--explain`.
 std::string CanonicalForm(std::string_view message, DedupeRule rule);
 

@@ -100,6 +100,17 @@ TEST(DedupeRules, Rule5DigestIsSha256OfTheCanonicalForm) {
   EXPECT_NE(canon.find(kBody.substr(0, 10)), std::string::npos);
 }
 
+// The plain hash other keys are derived from (a PST search key made from
+// MIME): FIPS 180-2's known answers, empty and "abc".
+TEST(DedupeRules, Sha256OfIsSha256) {
+  Digest empty = Sha256Of("");
+  EXPECT_EQ(ToHex(empty.data(), empty.size()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Digest abc = Sha256Of("abc");
+  EXPECT_EQ(ToHex(abc.data(), abc.size()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 TEST(DedupeRules, ContentRuleIgnoresMessageId) {
   std::string other_id = kIdentity;
   other_id.replace(other_id.find("abc123"), 6, "zzz999");

@@ -627,7 +627,9 @@ size_t ResidentPages(const std::string& path, size_t* total) {
 // A durable batch is never read again by the merge: its pages leave the page
 // cache (a merge writing gigabytes filled it with its own pages, and its later
 // writes cost up to twice the system time). Flushed at once (--jobs 1) and
-// behind (--jobs 2); at most the page each batch shares with the next stays.
+// behind (--jobs 2). The sink drops the whole file's pages, so none should
+// stay; the bound allows one page a batch (the one it shares with the next,
+// which the next batch's first write reads back).
 TEST(MboxSink, DurableBatchesLeaveThePageCache) {
   TempDir tmp;
   struct statfs fs_info;

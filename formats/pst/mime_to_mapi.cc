@@ -1,7 +1,6 @@
 #include "formats/pst/mime_to_mapi.h"
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -283,10 +282,8 @@ std::string SearchKeyFor(std::string_view headers, std::string_view mime) {
     }
     return key;
   }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(mime.data(), mime.size(), d, &n, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(d), 16);
+  const Digest d = Sha256Of(mime);
+  return std::string(reinterpret_cast<const char*>(d.data()), 16);
 }
 
 Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
@@ -523,13 +520,6 @@ bool IsFolderLocationOrDerived(uint16_t id) {
   }
 }
 
-std::string Sha256(std::string_view data) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(d), n);
-}
-
 }  // namespace
 
 std::vector<ltp::Property> FolderPropsToOut(const PropertyBag& bag,
@@ -559,7 +549,8 @@ std::string FaiIdentity(const MapiMessage& m) {
     field(v.data);
     for (const auto& e : v.values) field(e);
   }
-  return Sha256(canon).substr(0, 16);
+  const Digest d = Sha256Of(canon);
+  return std::string(reinterpret_cast<const char*>(d.data()), 16);
 }
 
 std::string FaiDedupeForm(const MapiMessage& m) {
