@@ -704,5 +704,86 @@ TEST(PstCheckCliTest, ExitCodes) {
   EXPECT_NE(help.out.find("--dump"), std::string::npos);
 }
 
+// ---- Node data in one piece ----
+
+// Every node's data and every subnode's, read as one string, is what its
+// blocks hold joined; a data tree whose lcbTotal disagrees with its blocks is
+// refused both ways. The PST is ours: a message with a 100 KB body (an
+// XBLOCK of 8 KB blocks) and a 9 MB attachment (an XXBLOCK).
+TEST(PstNdbTest, ContiguousDataIsTheBlocksJoined) {
+  TempDir dir;
+  std::string body, attachment;
+  for (int i = 0; body.size() < 100000; ++i) body += "line " + std::to_string(i) + " caf\xc3\xa9\n";
+  for (uint32_t x = 1; attachment.size() < 12u << 20; x = x * 1103515245u + 12345u) {
+    attachment += "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[x >> 26];
+    if (attachment.size() % 77 == 76) attachment += '\n';
+  }
+  const std::string mbox =
+      "From a@example.org Mon Jan  1 00:00:00 2024\n"
+      "From: a@example.org\nTo: b@example.org\nSubject: big\nMessage-ID: <big@example.org>\n"
+      "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\n"
+      "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" +
+      body +
+      "--b\nContent-Type: application/octet-stream; name=\"x.bin\"\n"
+      "Content-Transfer-Encoding: base64\n\n" +
+      attachment + "\n--b--\n";
+  testing::WriteFileOrDie(dir / "in.mbox", mbox);
+  auto merged = testing::RunMbxmerge({"merge", "--from", dir / "in.mbox", "--into", dir / "o.pst"});
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+
+  auto loc = Locate(dir / "o.pst");
+  // Nodes, their subnodes, and the subnodes' own (an attachment's data).
+  std::vector<uint64_t> data_bids, sub_bids;
+  for (const ndb::NodeEntry& n : loc.reader.nodes()) {
+    data_bids.push_back(n.bid_data);
+    sub_bids.push_back(n.bid_sub);
+  }
+  while (!sub_bids.empty()) {
+    auto subs = loc.reader.ReadSubnodes(sub_bids.back());
+    sub_bids.pop_back();
+    ASSERT_TRUE(subs.ok()) << subs.status().ToString();
+    for (const ndb::SubnodeEntry& s : *subs) {
+      data_bids.push_back(s.bid_data);
+      sub_bids.push_back(s.bid_sub);
+    }
+  }
+  size_t most_blocks = 0;
+  uint64_t largest = 0;
+  for (uint64_t bid : data_bids) {
+    auto blocks = loc.reader.ReadData(bid);
+    auto joined = loc.reader.ReadDataContiguous(bid);
+    ASSERT_TRUE(blocks.ok() && joined.ok()) << disk::Hex(bid);
+    ASSERT_EQ(*joined, blocks->Concat()) << disk::Hex(bid);
+    if (blocks->blocks.size() > most_blocks) {
+      most_blocks = blocks->blocks.size();
+      largest = bid;
+    }
+  }
+  EXPECT_GT(most_blocks, 1021u);  // more than an XBLOCK lists: an XXBLOCK
+
+  // The XXBLOCK's lcbTotal one byte short, then one byte over.
+  const ndb::BlockEntry* root = loc.reader.FindBlock(largest);
+  ASSERT_NE(root, nullptr);
+  ASSERT_TRUE(disk::IsInternalBid(root->bid));
+  PstImage img(dir / "o.pst");
+  const uint32_t total = disk::Get32(img.at(root->ib + 4));
+  for (const uint32_t claim : {total - 1, total + 1}) {
+    disk::Put32(img.at(root->ib + 4), claim);
+    const std::string broken = img.Save(dir, "broken.pst");
+    auto r = ndb::NdbReader::Open(broken);
+    ASSERT_TRUE(r.ok() && r->LoadTrees().ok());
+    auto blocks = r->ReadData(largest);
+    auto joined = r->ReadDataContiguous(largest);
+    ASSERT_FALSE(blocks.ok());
+    ASSERT_FALSE(joined.ok());
+    EXPECT_EQ(blocks.status().ToString(), joined.status().ToString());
+    const std::string said = claim < total ? "but its blocks hold more bytes"
+                                           : "but its blocks hold " + std::to_string(total);
+    EXPECT_NE(joined.status().message().find("lcbTotal " + std::to_string(claim) + " " + said),
+              std::string::npos)
+        << joined.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace mbx::pst::check

@@ -215,9 +215,9 @@ Result<MapiMessage> Store::ReadObject(uint64_t bid_data, uint64_t bid_sub, int d
                                       " is missing");
           }
           if (method == kAttachOle) {
-            auto bytes = ndb_.ReadData(object->bid_data);
+            auto bytes = ndb_.ReadDataContiguous(object->bid_data);
             if (!bytes.ok()) return bytes.status().WithContext(which);
-            a.data = bytes->Concat();
+            a.data = std::move(bytes).value();
           } else {
             if (depth >= kMaxEmbeddingDepth)
               return Status::Corruption("embedded messages nested too deeply");

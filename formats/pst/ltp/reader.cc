@@ -273,9 +273,7 @@ Result<std::string> ResolveHnid(const Heap& heap, const NodeContext& ctx, uint32
   if (ctx.ndb == nullptr) {
     return Status::Corruption("HNID " + Hex(hnid) + ": no reader to resolve subnodes");
   }
-  MBX_ASSIGN_OR_RETURN(ndb::NodeData d, ctx.ndb->ReadData(sub->bid_data));
-  if (d.blocks.size() == 1) return std::move(d.blocks.front().data);  // no second copy
-  return d.Concat();
+  return ctx.ndb->ReadDataContiguous(sub->bid_data);
 }
 
 Result<std::vector<Property>> ReadPropertyContext(const Heap& heap, const NodeContext& ctx) {

@@ -292,20 +292,37 @@ Result<RawBlock> NdbReader::ReadBlockRaw(uint64_t bid) const {
 }
 
 Result<std::string> NdbReader::ReadBlock(uint64_t bid) const {
+  std::string data;
+  MBX_RETURN_IF_ERROR(AppendBlock(bid, &data));
+  return data;
+}
+
+Status NdbReader::AppendBlock(uint64_t bid, std::string* out) const {
   MBX_ASSIGN_OR_RETURN(RawBlock raw, ReadBlockRaw(bid));
-  std::string data(raw.data());
-  if (!disk::IsInternalBid(raw.entry.bid)) {
-    if (crypt() == disk::CryptMethod::kCyclic) {
-      return Status::Unsupported(path_ + ": cyclic (\"high\") block encoding is not supported");
-    }
-    disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(data.data()), data.size(), raw.entry.bid);
+  const bool external = !disk::IsInternalBid(raw.entry.bid);
+  if (external && crypt() == disk::CryptMethod::kCyclic) {
+    return Status::Unsupported(path_ + ": cyclic (\"high\") block encoding is not supported");
   }
+  const std::string_view stored = raw.data();
   if (four_k_pages() && raw.entry.cb_inflated > raw.entry.cb) {
+    std::string data(stored);
+    if (external) {
+      disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(data.data()), data.size(),
+                        raw.entry.bid);
+    }
     auto inflated = Inflate(data, raw.entry.cb_inflated);
     if (!inflated.ok()) return inflated.status().WithContext(path_ + ": block " + Hex(bid));
-    return inflated;
+    out->append(*inflated);
+    return Status::Ok();
   }
-  return data;
+  // Decoded in its place at the end of *out: one copy of the mapped bytes.
+  const size_t at = out->size();
+  out->append(stored);
+  if (external) {
+    disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(out->data() + at), stored.size(),
+                      raw.entry.bid);
+  }
+  return Status::Ok();
 }
 
 Result<std::string_view> NdbReader::InternalBlock(uint64_t bid, std::string* inflated) const {
@@ -327,13 +344,13 @@ struct XHeader {
 
 }  // namespace
 
-Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
-  NodeData out;
-  if (bid == 0) return out;
+Result<NdbReader::DataTree> NdbReader::ReadDataTree(uint64_t bid) const {
+  DataTree tree;
+  if (bid == 0) return tree;
   if (!disk::IsInternalBid(bid)) {
-    MBX_ASSIGN_OR_RETURN(std::string data, ReadBlock(bid));
-    out.blocks.push_back({bid, std::move(data)});
-    return out;
+    tree.leaves.push_back(bid);
+    tree.total = std::nullopt;  // a single block holds what it holds
+    return tree;
   }
   // XXBLOCK -> XBLOCK -> data: depth is fixed by cLevel, so no cycle can loop.
   auto read_x = [this](uint64_t xbid, uint8_t want_level,
@@ -380,7 +397,7 @@ Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
                               std::to_string(root.total) + " exceeds what the file (" +
                               std::to_string(file_size()) + " bytes) can hold");
   }
-  std::vector<uint64_t> leaves;
+  std::vector<uint64_t>& leaves = tree.leaves;
   if (root_level == 2) {
     for (uint64_t x : top) {
       if (!disk::IsInternalBid(x)) {
@@ -395,22 +412,49 @@ Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
   } else {
     leaves = std::move(top);
   }
-  size_t total = 0;
   for (uint64_t leaf : leaves) {
     if (disk::IsInternalBid(leaf)) {
       return Status::Corruption(path_ + ": XBLOCK under " + Hex(bid) + " lists internal block " +
                                 Hex(leaf) + " where a data block belongs");
     }
+  }
+  tree.total = root.total;
+  return tree;
+}
+
+// Blocks past lcbTotal are not read (a runaway list); a sum that differs is corruption.
+Status NdbReader::CheckDataTotal(uint64_t bid, const DataTree& tree, uint64_t total) const {
+  if (!tree.total || total == *tree.total) return Status::Ok();
+  return Status::Corruption(path_ + ": data tree " + Hex(bid) + ": lcbTotal " +
+                            std::to_string(*tree.total) + " but its blocks hold " +
+                            (total > *tree.total ? "more" : std::to_string(total)) + " bytes");
+}
+
+Result<NodeData> NdbReader::ReadData(uint64_t bid) const {
+  MBX_ASSIGN_OR_RETURN(const DataTree tree, ReadDataTree(bid));
+  NodeData out;
+  uint64_t total = 0;
+  for (uint64_t leaf : tree.leaves) {
     MBX_ASSIGN_OR_RETURN(std::string data, ReadBlock(leaf));
     total += data.size();
-    if (total > root.total) break;  // caught below; stops runaway reads
+    if (tree.total && total > *tree.total) break;
     out.blocks.push_back({leaf, std::move(data)});
   }
-  if (total != root.total) {
-    return Status::Corruption(path_ + ": data tree " + Hex(bid) + ": lcbTotal " +
-                              std::to_string(root.total) + " but its blocks hold " +
-                              (total > root.total ? "more" : std::to_string(total)) + " bytes");
+  MBX_RETURN_IF_ERROR(CheckDataTotal(bid, tree, total));
+  return out;
+}
+
+Result<std::string> NdbReader::ReadDataContiguous(uint64_t bid) const {
+  MBX_ASSIGN_OR_RETURN(const DataTree tree, ReadDataTree(bid));
+  std::string out;
+  // lcbTotal is only a claim: reserve no more than the listed blocks can hold.
+  if (tree.total)
+    out.reserve(std::min<uint64_t>(*tree.total, tree.leaves.size() * max_block_payload()));
+  for (uint64_t leaf : tree.leaves) {
+    MBX_RETURN_IF_ERROR(AppendBlock(leaf, &out));
+    if (tree.total && out.size() > *tree.total) break;
   }
+  MBX_RETURN_IF_ERROR(CheckDataTotal(bid, tree, out.size()));
   return out;
 }
 

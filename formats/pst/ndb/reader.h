@@ -159,6 +159,9 @@ class NdbReader {
   // A node's data: one external block, or an XBLOCK/XXBLOCK tree of them. bid 0
   // gives no blocks.
   Result<NodeData> ReadData(uint64_t bid) const;
+  // The same data as one string, each block decoded straight into its place
+  // (no copy per block, none to join them).
+  Result<std::string> ReadDataContiguous(uint64_t bid) const;
   // A subnode tree (SLBLOCK or SIBLOCK of SLBLOCKs), sorted by nid. bid 0 gives
   // an empty list.
   Result<std::vector<SubnodeEntry>> ReadSubnodes(uint64_t bid_sub) const;
@@ -171,6 +174,16 @@ class NdbReader {
   // An internal block's payload: a view of the mapping, or of *inflated
   // when it is stored compressed.
   Result<std::string_view> InternalBlock(uint64_t bid, std::string* inflated) const;
+  // Appends a block's payload to *out, decoded when it is an external block.
+  Status AppendBlock(uint64_t bid, std::string* out) const;
+  // The data blocks of a node's data, in order, and the total its tree claims
+  // (none for a single external block).
+  struct DataTree {
+    std::vector<uint64_t> leaves;
+    std::optional<uint64_t> total;
+  };
+  Result<DataTree> ReadDataTree(uint64_t bid) const;
+  Status CheckDataTotal(uint64_t bid, const DataTree& tree, uint64_t total) const;
 
   std::string path_;
   fs::MappedFile file_;
