@@ -62,10 +62,9 @@
 //   g = once per such group):
 //     recover.after-ldif-rewrite         reconnect.ldif rewritten from the journal
 //     recover.after-merge *              merged, journal not yet saying so
-//     recover.after-journal-merged g     journal says merged
 //     recover.ldif.mid-append *          half of a user's change record written
 //     recover.ldif.after-append g        change records durable, journal not yet saying so
-//     recover.after-journal-reconnected g
+//     recover.after-journal-reconnected g  journal says merged and reconnected (one append)
 //     recover.retire.before-rename *     retired/ exists, blank mailbox not moved
 //     recover.retire.after-rename *      moved, directories not synced
 //     recover.after-journal-retired *
