@@ -205,7 +205,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for t in "${TOOLS[@]}"; do
     read -r s k < <(run_tool "$t" "$r")
     if [[ $s == failed ]]; then
-      why=$(grep -v '^ *$' "$WORK/logs/$t.$r.err" | head -1 | cut -c1-120)
+      why=$(grep -v '^ *$' "$WORK/logs/$t.$r.err" | sed -n 1p | cut -c1-120)
       FAILED[$t]+="round $r: \`$why\`; "
       log "$t failed in round $r (not counted): $why"
       continue
@@ -256,7 +256,9 @@ VERDICT="not met"
 awk -v x="$RATIO" 'BEGIN { exit !(x >= 2) }' && VERDICT="met"
 
 # Per-file start-up: mbxmerge and readpst on the smallest input, 10 runs.
-SMALL=$(find "$WORK/in" -type f -printf '%s %p\n' | sort -n | head -1 | cut -d' ' -f2-)
+# sed reads to the end: `head -1` could exit while sort still writes, and
+# with pipefail the SIGPIPE it gets stopped the script without a word.
+SMALL=$(find "$WORK/in" -type f -printf '%s %p\n' | sort -n | sed -n 1p | cut -d' ' -f2-)
 mean10() {  # command...; prints its mean wall seconds over 10 runs
   local t0 t1 i d=$WORK/out/single
   rm -rf "$d"
