@@ -123,8 +123,21 @@ for line in open(raw):
         runs.setdefault((c, t, j), []).append((float(secs), int(rss), float(usr), float(sys_)))
 med = lambda k, i: statistics.median(x[i] for x in runs[k])
 label = {"pst": "(1) PST -> mbox", "mbox": "(2) mbox + mbox -> Maildir"}
-print("| merge | target | --jobs | median s | MB/s (input) | CPU s (user + sys) | peak RSS MiB | --jobs 2 speed-up |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+# Each round runs --jobs 1 and 2 one after the other: their ratio per round
+# shows how far the machine's drift moves the one of the medians.
+rounds = {}
+for line in open(raw):
+    c, t, j, r, secs = line.split()[:5]
+    if r != "0":
+        rounds.setdefault((c, t, r), {})[j] = float(secs)
+def per_round(c, t):
+    rs = sorted(v["1"] / v["2"] for (c2, t2, _), v in rounds.items()
+                if (c2, t2) == (c, t) and "1" in v and "2" in v)
+    if not rs:
+        return ""
+    return "%.2fx-%.2fx, %d of %d >= 1.7x" % (rs[0], rs[-1], sum(x >= 1.7 for x in rs), len(rs))
+print("| merge | target | --jobs | median s | MB/s (input) | CPU s (user + sys) | peak RSS MiB | --jobs 2 speed-up | per round |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---|")
 for c in ("pst", "mbox"):
     for t in ("disk", "tmpfs"):
         if (c, t, "1") not in runs:
@@ -132,16 +145,17 @@ for c in ("pst", "mbox"):
         for j in ("1", "2"):
             s = med((c, t, j), 0)
             speed = "%.2fx" % (med((c, t, "1"), 0) / s) if j == "2" else ""
-            print("| %s | %s | %s | %.2f | %.1f | %.2f + %.2f | %.1f | %s |" % (
+            print("| %s | %s | %s | %.2f | %.1f | %.2f + %.2f | %.1f | %s | %s |" % (
                 label[c], t, j, s, in_bytes[c] / 2**20 / s, med((c, t, j), 2), med((c, t, j), 3),
-                max(x[1] for x in runs[(c, t, j)]) / 1024, speed))
+                max(x[1] for x in runs[(c, t, j)]) / 1024, speed,
+                per_round(c, t) if j == "2" else ""))
     f = med((c, "floor", "-"), 0)
     s1, s2 = med((c, "disk", "1"), 0), med((c, "disk", "2"), 0)
     bound = ("at most %.2fx (--jobs 1 / floor); --jobs 2 is %.2fx the floor" % (s1 / f, s2 / f)
              if f > 0 else "too quick to time (inputs too small)")
     how = ("`dd` of the bytes the merge wrote, then fsync" if c == "pst" else
            "`cp -a` of the Maildir the merge wrote, then sync")
-    print("| %s | disk floor: %s | | %.2f | | | | %s |" % (label[c], how, f, bound))
+    print("| %s | disk floor: %s | | %.2f | | | | %s | |" % (label[c], how, f, bound))
 PY
 
 cat >"$WORK/section.md" <<EOF
@@ -171,6 +185,9 @@ the run took ${elapsed} s). Machine: $(nproc) CPUs; load averages $load_before b
 - One warm-up round, then $ROUNDS rounds, everything side by side in each; medians. Outputs are
   kept until the end (see \`discard\` in \`benchmarks/lib.sh\`: deleting the last round's 5,100 files
   just before a Maildir run made that run up to 3x slower).
+- *per round*: --jobs 1 / --jobs 2 within each measured round (the two run one after the
+  other), the lowest and the highest, and in how many rounds it reaches the 1.7x of issue 7:
+  how far the machine's drift between rounds moves the ratio of the medians.
 - Correct: (1) every run wrote the same bytes, every message of the PST;
   (2) every manifest id exactly once (\`count_ids.sh\`). All **yes** (the script stops otherwise).
 
