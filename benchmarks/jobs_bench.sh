@@ -117,19 +117,16 @@ python3 - "$RAW" "$pst_bytes" "$mbox_bytes" >"$WORK/table.md" <<'PY'
 import statistics, sys
 raw, in_bytes = sys.argv[1], {"pst": int(sys.argv[2]), "mbox": int(sys.argv[3])}
 runs = {}
-for line in open(raw):
-    c, t, j, r, secs, rss, usr, sys_ = line.split()
-    if r != "0":
-        runs.setdefault((c, t, j), []).append((float(secs), int(rss), float(usr), float(sys_)))
-med = lambda k, i: statistics.median(x[i] for x in runs[k])
-label = {"pst": "(1) PST -> mbox", "mbox": "(2) mbox + mbox -> Maildir"}
 # Each round runs --jobs 1 and 2 one after the other: their ratio per round
 # shows how far the machine's drift moves the one of the medians.
 rounds = {}
 for line in open(raw):
-    c, t, j, r, secs = line.split()[:5]
+    c, t, j, r, secs, rss, usr, sys_ = line.split()
     if r != "0":
+        runs.setdefault((c, t, j), []).append((float(secs), int(rss), float(usr), float(sys_)))
         rounds.setdefault((c, t, r), {})[j] = float(secs)
+med = lambda k, i: statistics.median(x[i] for x in runs[k])
+label = {"pst": "(1) PST -> mbox", "mbox": "(2) mbox + mbox -> Maildir"}
 def per_round(c, t):
     rs = sorted(v["1"] / v["2"] for (c2, t2, _), v in rounds.items()
                 if (c2, t2) == (c, t) and "1" in v and "2" in v)

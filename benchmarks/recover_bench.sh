@@ -82,16 +82,13 @@ python3 - "$RAW" "$WORK/plot.tsv" >"$WORK/section.md" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
+pair = {}  # --jobs 1 and 2 run one after the other in each round: their ratio per round
 for size, jobs, rnd, secs, rss, msgs, byts, status in rows:
     if rnd == "0":
         continue
     by.setdefault((int(size), int(jobs)), []).append((float(secs), int(rss), int(msgs), int(byts), status))
+    pair.setdefault((int(size), rnd), {})[jobs] = float(secs)
 sizes = sorted({s for s, _ in by})
-# --jobs 1 and 2 run one after the other in each round: their ratio per round.
-pair = {}
-for size, jobs, rnd, secs, *_ in rows:
-    if rnd != "0":
-        pair.setdefault((int(size), rnd), {})[jobs] = float(secs)
 def per_round(s):
     rs = sorted(v["1"] / v["2"] for (s2, _), v in pair.items() if s2 == s and "1" in v and "2" in v)
     return "%.2fx-%.2fx, %d of %d >= 1.7x" % (rs[0], rs[-1], sum(x >= 1.7 for x in rs), len(rs)) if rs else ""

@@ -22,6 +22,13 @@ using messaging::BinaryProp;
 using messaging::BoolProp;
 using messaging::Int32Prop;
 using messaging::StringProp;
+
+// The first 16 bytes of the SHA-256 of `bytes`: the keys this file derives
+// from content (a search key made from MIME, an FAI item's identity).
+std::string Sha256Prefix(std::string_view bytes) {
+  const Digest d = Sha256Of(bytes);
+  return std::string(reinterpret_cast<const char*>(d.data()), 16);
+}
 using messaging::TimeProp;
 
 struct GUnref {
@@ -282,8 +289,7 @@ std::string SearchKeyFor(std::string_view headers, std::string_view mime) {
     }
     return key;
   }
-  const Digest d = Sha256Of(mime);
-  return std::string(reinterpret_cast<const char*>(d.data()), 16);
+  return Sha256Prefix(mime);
 }
 
 Result<messaging::OutMessage> MimeToMapiAt(const Message& msg, int depth) {
@@ -549,8 +555,7 @@ std::string FaiIdentity(const MapiMessage& m) {
     field(v.data);
     for (const auto& e : v.values) field(e);
   }
-  const Digest d = Sha256Of(canon);
-  return std::string(reinterpret_cast<const char*>(d.data()), 16);
+  return Sha256Prefix(canon);
 }
 
 std::string FaiDedupeForm(const MapiMessage& m) {

@@ -305,14 +305,20 @@ Status NdbReader::AppendBlock(uint64_t bid, std::string* out) const {
   }
   const std::string_view stored = raw.data();
   if (four_k_pages() && raw.entry.cb_inflated > raw.entry.cb) {
-    std::string data(stored);
+    std::string decoded;  // only an external block needs a decoded copy to inflate
     if (external) {
-      disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(data.data()), data.size(),
+      decoded.assign(stored);
+      disk::DecodeBlock(crypt(), reinterpret_cast<uint8_t*>(decoded.data()), decoded.size(),
                         raw.entry.bid);
     }
-    auto inflated = Inflate(data, raw.entry.cb_inflated);
+    auto inflated = Inflate(external ? std::string_view(decoded) : stored, raw.entry.cb_inflated);
     if (!inflated.ok()) return inflated.status().WithContext(path_ + ": block " + Hex(bid));
-    out->append(*inflated);
+    // Into an empty string with no room for it (ReadBlock's): taken over, not copied.
+    if (out->empty() && out->capacity() < inflated->size()) {
+      *out = std::move(inflated).value();
+    } else {
+      out->append(*inflated);
+    }
     return Status::Ok();
   }
   // Decoded in its place at the end of *out: one copy of the mapped bytes.
